@@ -1,0 +1,73 @@
+// The journal: every host change is recorded, with its undo, before it is made; down replays it in reverse.
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
+import { join } from "node:path";
+
+/** How to take back one change. Each kind has a handler in src/host/undo.ts; every handler is idempotent. */
+export type Undo =
+  /** Delete a link qnet created, only if it still carries qnet's mark (ifalias). */
+  | { kind: "link"; name: string; alias: string }
+  /** Delete a network namespace qnet created. */
+  | { kind: "netns"; name: string }
+  /** Stop a process qnet started, found by its pidfile and checked by its command line. */
+  | { kind: "process"; pidfile: string; match: string; qmp?: string }
+  /** Delete an nftables table qnet owns. */
+  | { kind: "nft-table"; family: string; table: string }
+  /** Put a sysctl back to the value it had. */
+  | { kind: "sysctl"; key: string; value: string }
+  /** Run a command that reverses the change (e.g. `iptables -D …`), tolerating "already gone". */
+  | { kind: "argv"; argv: string[] }
+  /** Remove a file or directory qnet created. */
+  | { kind: "path"; path: string }
+  /** A change whose undo is owned by a feature module (payload is the module's own). */
+  | { kind: "custom"; handler: string; data: unknown };
+
+export interface JournalEntry {
+  seq: number;
+  /** What was about to be done, for people. */
+  what: string;
+  undo: Undo;
+}
+
+const FILE = "journal.jsonl";
+
+/** Append-only, fsynced journal in a lab's state directory. */
+export class Journal {
+  private seq: number;
+  /** Test hook: stop the process after this many entries (QNET_KILL_AFTER), to prove crash safety. */
+  private readonly killAfter: number | null;
+
+  constructor(readonly dir: string) {
+    this.seq = Journal.read(dir).reduce((m, e) => Math.max(m, e.seq), 0);
+    const k = process.env.QNET_KILL_AFTER;
+    this.killAfter = k && /^\d+$/.test(k) ? Number(k) : null;
+  }
+
+  /** Record entries (fsynced) before the change they describe is made. */
+  record(...entries: Omit<JournalEntry, "seq">[]): void {
+    if (entries.length === 0) return;
+    const lines = entries.map((e) => `${JSON.stringify({ seq: ++this.seq, ...e })}\n`).join("");
+    const fd = openSync(join(this.dir, FILE), "a", 0o600);
+    try {
+      writeSync(fd, lines);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    if (this.killAfter !== null && this.seq >= this.killAfter) process.kill(process.pid, "SIGKILL");
+  }
+
+  static read(dir: string): JournalEntry[] {
+    const path = join(dir, FILE);
+    if (!existsSync(path)) return [];
+    const out: JournalEntry[] = [];
+    for (const line of readFileSync(path, "utf8").split("\n")) {
+      if (!line.trim()) continue;
+      try {
+        out.push(JSON.parse(line) as JournalEntry);
+      } catch {
+        // A torn last line (killed mid-write) is skipped: its change was never started.
+      }
+    }
+    return out;
+  }
+}
