@@ -1,0 +1,23 @@
+// The CLI's one error handler: prints each kind of error for people and returns the exit code.
+import { CommandError, EXIT, formatArgv, formatDiagnostic, UserError, ValidationError } from "../errors.js";
+
+export function reportError(e: unknown, write: (s: string) => void = (s) => process.stderr.write(s)): number {
+  if (e instanceof ValidationError) {
+    // Invalid input: the located diagnostics and nothing else.
+    write(`${e.diagnostics.map(formatDiagnostic).join("\n")}\n`);
+    return EXIT.invalid;
+  }
+  if (e instanceof UserError) {
+    write(`qnet: ${e.message}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
+    return e.exitCode;
+  }
+  if (e instanceof CommandError) {
+    write(
+      `qnet: ${e.message.split("\n")[0]}\n  command: ${formatArgv(e.argv)}\n  exit code: ${e.exitCode ?? "killed by a signal"}\n${e.stderr.trim() ? `  stderr: ${e.stderr.trim().split("\n").join("\n          ")}\n` : ""}`,
+    );
+    return EXIT.failure;
+  }
+  const err = e as Error;
+  write(`qnet: internal error: ${err?.stack ?? String(e)}\nPlease report this as a bug.\n`);
+  return EXIT.internal;
+}

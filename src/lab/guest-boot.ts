@@ -1,0 +1,24 @@
+// How the built-in guest configures each NIC: the kernel command line qnet passes to its /init.
+import { guestCmdline } from "../guest/init-script.js";
+import type { Lab, Vm } from "../model/lab.js";
+
+/**
+ * DHCP where a DHCP server serves the network (qnet's dnsmasq on `bridge` networks with dhcp, the LAN's
+ * router on `bridged` ones); a static address where qnet knows it and nobody serves DHCP, and on user
+ * networks, where the address QEMU's DHCP would hand out is known in advance (no DHCP round trip at boot).
+ * Only the first NIC with a gateway sets the default route.
+ */
+export function builtinAppend(lab: Lab, vm: Vm): string {
+  const nets = new Map(lab.networks.map((n) => [n.name, n]));
+  let dns: string | null = null;
+  let routed = false;
+  const nics = vm.nics.map((nic) => {
+    const net = nets.get(nic.network)!;
+    const dhcp = net.type === "bridged" || (net.type === "bridge" && net.dhcp);
+    if (net.type === "user") dns ??= net.dns;
+    const gateway = nic.gateway && !routed ? nic.gateway : null;
+    if (gateway) routed = true;
+    return { mac: nic.mac, ip: nic.ip, prefix: nic.prefix, gateway, dhcp };
+  });
+  return guestCmdline({ hostname: vm.name, nics, dns });
+}

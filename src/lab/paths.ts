@@ -1,0 +1,50 @@
+// Where a lab's run-time files live inside its state directory (pure path arithmetic).
+import { join } from "node:path";
+import type { Vm } from "../model/lab.js";
+import type { VmRuntime } from "../render/qemu-args.js";
+
+export const DEFAULT_STATE_ROOT = "/run/qnet";
+
+export function labStateDir(stateRoot: string, lab: string): string {
+  return join(stateRoot, lab);
+}
+
+export interface VmFiles {
+  qmp: string;
+  qga: string;
+  serial: string;
+  serialLog: string;
+  pidfile: string;
+  stderrLog: string;
+  seed: string;
+}
+
+export function vmFiles(stateDir: string, vm: string): VmFiles {
+  const base = join(stateDir, "vm", vm);
+  return {
+    qmp: `${base}.qmp`,
+    qga: `${base}.qga`,
+    serial: `${base}.serial`,
+    serialLog: `${base}.console.log`,
+    pidfile: `${base}.pid`,
+    stderrLog: `${base}.qemu.log`,
+    seed: `${base}.seed.img`,
+  };
+}
+
+/** The boot part of a VM's runtime: the user's kernel or disk, or the built-in guest (paths given). */
+export function vmRuntime(
+  stateDir: string,
+  vm: Vm,
+  builtin: { kernel: string; initrd: string; append: string },
+): VmRuntime {
+  const f = vmFiles(stateDir, vm.name);
+  const g = vm.guest;
+  const boot: VmRuntime["boot"] =
+    g.kind === "builtin"
+      ? { kind: "kernel", kernel: builtin.kernel, initrd: builtin.initrd, append: builtin.append }
+      : g.kind === "kernel"
+        ? { kind: "kernel", kernel: g.kernel, initrd: g.initrd, append: g.append }
+        : { kind: "disk", disk: g.disk, seed: f.seed };
+  return { qmp: f.qmp, qga: f.qga, serial: f.serial, serialLog: f.serialLog, pidfile: f.pidfile, boot };
+}
