@@ -1,0 +1,118 @@
+// QEMU processes of a lab: launch detached (journaled first), find running ones, stop them.
+
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { UserError } from "../errors.js";
+import { vmFiles } from "../lab/paths.js";
+import type { Lab, Vm } from "../model/lab.js";
+import type { VmRuntime } from "../render/qemu-args.js";
+import { vmArgv } from "../render/qemu-args.js";
+import type { LabContext } from "./context.js";
+import { qmpQueryStatus } from "./qmp.js";
+import { inNetns } from "./runner.js";
+
+/** The string in QEMU's argv (`-name …,process=`) that proves a PID is this lab's VM. */
+export function vmProcessTag(lab: string, vm: string): string {
+  return `process=qnet-${lab}-${vm}`;
+}
+
+/** PID of a running process whose command line carries `match`, read from its pidfile; null otherwise. */
+export function livePid(pidfile: string, match: string): number | null {
+  let pid: number;
+  try {
+    pid = Number(readFileSync(pidfile, "utf8").trim());
+  } catch {
+    return null;
+  }
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
+    return cmdline.includes(match) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
+export type VmState = "running" | "paused" | "stopped" | "unknown";
+
+export interface VmStatus {
+  name: string;
+  state: VmState;
+  pid: number | null;
+  detail: string;
+}
+
+export async function vmStatus(stateDir: string, lab: string, vm: string): Promise<VmStatus> {
+  const f = vmFiles(stateDir, vm);
+  const pid = livePid(f.pidfile, vmProcessTag(lab, vm));
+  if (pid === null) return { name: vm, state: "stopped", pid: null, detail: "no QEMU process" };
+  try {
+    const s = await qmpQueryStatus(f.qmp, 3_000);
+    return { name: vm, state: s.running ? "running" : "paused", pid, detail: `QEMU ${s.status}` };
+  } catch (e) {
+    return {
+      name: vm,
+      state: "unknown",
+      pid,
+      detail: `QMP did not answer: ${(e as Error).message}`,
+    };
+  }
+}
+
+function tail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Launch one VM detached (-daemonize) inside the lab's namespace, after journaling how to stop it.
+ * Returns false when it already runs (left untouched). QEMU's own output goes to <vm>.qemu.log.
+ */
+export async function launchVm(ctx: LabContext, vm: Vm, rt: VmRuntime): Promise<boolean> {
+  const f = vmFiles(ctx.stateDir, vm.name);
+  const tag = vmProcessTag(ctx.lab.name, vm.name);
+  if (livePid(f.pidfile, tag) !== null) return false;
+  mkdirSync(dirname(f.pidfile), { recursive: true, mode: 0o700 });
+  const argv = inNetns(ctx.runner.netns, vmArgv(ctx.lab, vm, ctx.facts, rt));
+  ctx.journal.record({
+    what: `start VM ${vm.name}`,
+    undo: { kind: "process", pidfile: f.pidfile, match: tag, qmp: f.qmp },
+  });
+  const fd = openSync(f.stderrLog, "w", 0o600);
+  // Sockets QEMU creates (QMP, guest agent, serial) get mode 0600: owner only.
+  const oldMask = process.umask(0o077);
+  try {
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", fd, fd] });
+    const exitCode = await new Promise<number | null>((resolve) => {
+      child.on("error", () => resolve(null));
+      child.on("exit", (code) => resolve(code));
+    });
+    const r = { exitCode };
+    if (r.exitCode !== 0 || !existsSync(f.pidfile)) {
+      throw new UserError(
+        `VM ${vm.name} failed to start (QEMU exit code ${r.exitCode ?? "none"}):\n${tail(f.stderrLog) || "(no output)"}`,
+        `full QEMU output: ${f.stderrLog}`,
+      );
+    }
+  } finally {
+    process.umask(oldMask);
+    closeSync(fd);
+  }
+  return true;
+}
+
+/** Every VM of the lab, with its files, for status and access commands. */
+export function findVm(lab: Lab, name: string): Vm {
+  const vm = lab.vms.find((v) => v.name === name);
+  if (!vm) {
+    throw new UserError(
+      `lab ${lab.name} has no VM named "${name}"`,
+      `VMs: ${lab.vms.map((v) => v.name).join(", ")}`,
+    );
+  }
+  return vm;
+}
