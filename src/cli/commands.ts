@@ -1,20 +1,28 @@
 // Every qnet command: its flags, help with an example, and the library call it makes.
 import type { Command } from "commander";
+import { exitCodeFor, renderDoctorTable, runDoctor } from "../doctor/index.js";
 import { EXIT, formatArgv, formatDiagnostic, UserError } from "../errors.js";
 import { detectFacts } from "../host/facts.js";
-import { DEFAULT_STATE_ROOT, labStateDir } from "../lab/paths.js";
+import { ProcessRunner } from "../host/runner.js";
+import { DEFAULT_STATE_ROOT, labStateDir } from "../host/state.js";
 import { planView, renderPlanText } from "../lab/plan-view.js";
 import { renderAscii, renderDot, renderMermaid } from "../render/diagram.js";
 import { networkArgs } from "../render/qemu-args.js";
 import { printJson, readTopology } from "./io.js";
 
-const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`;
+const examples = (...lines: string[]) =>
+  `\nExamples:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`;
 
 function warn(warnings: ReturnType<typeof readTopology>["warnings"], json: boolean) {
   if (!json) for (const w of warnings) process.stderr.write(`${formatDiagnostic(w)}\n`);
 }
 
 export function registerCommands(program: Command): void {
+  registerFileCommands(program);
+  registerDoctor(program);
+}
+
+function registerFileCommands(program: Command): void {
   program
     .command("validate")
     .description("check a topology file; every error is reported with file:line:column")
@@ -25,7 +33,10 @@ export function registerCommands(program: Command): void {
       const { lab, warnings } = readTopology(file);
       warn(warnings, !!o.json);
       if (o.json) printJson({ valid: true, lab, warnings });
-      else process.stdout.write(`${file}: valid (${lab.networks.length} networks, ${lab.vms.length} VMs)\n`);
+      else
+        process.stdout.write(
+          `${file}: valid (${lab.networks.length} networks, ${lab.vms.length} VMs)\n`,
+        );
     });
 
   program
@@ -34,7 +45,13 @@ export function registerCommands(program: Command): void {
     .argument("<file>", "topology file")
     .option("--json", "machine-readable output")
     .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
-    .addHelpText("after", examples("qnet plan examples/private-lan.yaml", "qnet plan lab.yaml --json | jq '.vms[0].argv'"))
+    .addHelpText(
+      "after",
+      examples(
+        "qnet plan examples/private-lan.yaml",
+        "qnet plan lab.yaml --json | jq '.vms[0].argv'",
+      ),
+    )
     .action((file: string, o: { json?: boolean; stateDir: string }) => {
       const { lab, warnings } = readTopology(file);
       warn(warnings, !!o.json);
@@ -45,46 +62,109 @@ export function registerCommands(program: Command): void {
 
   program
     .command("args")
-    .description("print the -netdev/-device arguments of one VM, for people who start QEMU themselves")
+    .description(
+      "print the -netdev/-device arguments of one VM, for people who start QEMU themselves",
+    )
     .argument("<file>", "topology file")
     .argument("<vm>", "VM name")
     .option("--shell", "one line, quoted for pasting into a shell")
     .option("--json", "a JSON array")
-    .option("--vhost <on|off>", "override the vhost-net detection (default: on when /dev/vhost-net is usable)")
-    .addHelpText("after", examples("qnet args examples/private-lan.yaml vm0", "qemu-system-x86_64 ... $(qnet args lab.yaml vm0 --shell)"))
-    .action((file: string, vmName: string, o: { shell?: boolean; json?: boolean; vhost?: string }) => {
-      const { lab, warnings } = readTopology(file);
-      warn(warnings, !!o.json);
-      const vm = lab.vms.find((v) => v.name === vmName);
-      if (!vm) {
-        throw new UserError(`no VM named "${vmName}" in ${file}`, `VMs: ${lab.vms.map((v) => v.name).join(", ")}`, EXIT.usage);
-      }
-      const facts = detectFacts();
-      if (o.vhost !== undefined) {
-        if (o.vhost !== "on" && o.vhost !== "off") throw new UserError("--vhost takes on or off", undefined, EXIT.usage);
-        facts.vhost = o.vhost === "on";
-      }
-      const argv = networkArgs(lab, vm, facts);
-      if (o.json) printJson(argv);
-      else if (o.shell) process.stdout.write(`${formatArgv(argv)}\n`);
-      else {
-        const lines: string[] = [];
-        for (let i = 0; i < argv.length; i += 2) lines.push(`${argv[i]} ${argv[i + 1]}`);
-        process.stdout.write(`${lines.join("\n")}\n`);
-      }
-    });
+    .option(
+      "--vhost <on|off>",
+      "override the vhost-net detection (default: on when /dev/vhost-net is usable)",
+    )
+    .addHelpText(
+      "after",
+      examples(
+        "qnet args examples/private-lan.yaml vm0",
+        "qemu-system-x86_64 ... $(qnet args lab.yaml vm0 --shell)",
+      ),
+    )
+    .action(
+      (file: string, vmName: string, o: { shell?: boolean; json?: boolean; vhost?: string }) => {
+        const { lab, warnings } = readTopology(file);
+        warn(warnings, !!o.json);
+        const vm = lab.vms.find((v) => v.name === vmName);
+        if (!vm) {
+          throw new UserError(
+            `no VM named "${vmName}" in ${file}`,
+            `VMs: ${lab.vms.map((v) => v.name).join(", ")}`,
+            EXIT.usage,
+          );
+        }
+        const facts = detectFacts();
+        if (o.vhost !== undefined) {
+          if (o.vhost !== "on" && o.vhost !== "off")
+            throw new UserError("--vhost takes on or off", undefined, EXIT.usage);
+          facts.vhost = o.vhost === "on";
+        }
+        const argv = networkArgs(lab, vm, facts);
+        if (o.json) printJson(argv);
+        else if (o.shell) process.stdout.write(`${formatArgv(argv)}\n`);
+        else {
+          const lines: string[] = [];
+          for (let i = 0; i < argv.length; i += 2) lines.push(`${argv[i]} ${argv[i + 1]}`);
+          process.stdout.write(`${lines.join("\n")}\n`);
+        }
+      },
+    );
 
   program
     .command("diagram")
     .description("draw the topology (ASCII by default, or Mermaid or Graphviz DOT)")
     .argument("<file>", "topology file")
     .option("--format <format>", "ascii, mermaid or dot", "ascii")
-    .addHelpText("after", examples("qnet diagram examples/private-lan.yaml", "qnet diagram lab.yaml --format dot | dot -Tpng > lab.png"))
+    .addHelpText(
+      "after",
+      examples(
+        "qnet diagram examples/private-lan.yaml",
+        "qnet diagram lab.yaml --format dot | dot -Tpng > lab.png",
+      ),
+    )
     .action((file: string, o: { format: string }) => {
       const render = { ascii: renderAscii, mermaid: renderMermaid, dot: renderDot }[o.format];
-      if (!render) throw new UserError(`unknown format "${o.format}"`, "use ascii, mermaid or dot", EXIT.usage);
+      if (!render)
+        throw new UserError(
+          `unknown format "${o.format}"`,
+          "use ascii, mermaid or dot",
+          EXIT.usage,
+        );
       const { lab, warnings } = readTopology(file);
       warn(warnings, false);
       process.stdout.write(render(lab));
     });
+}
+
+export function registerDoctor(program: Command): void {
+  program
+    .command("doctor")
+    .description("diagnose the host for QEMU networking: each check with its meaning and exact fix")
+    .argument(
+      "[file]",
+      "topology file: also check what this lab needs (ports, subnets, bridges, NIC models)",
+    )
+    .option("--fix", "apply the safe fixes and say what changed")
+    .option("--json", "machine-readable report")
+    .option("--netns <name>", "diagnose inside this network namespace")
+    .addHelpText(
+      "after",
+      examples(
+        "qnet doctor",
+        "qnet doctor examples/services.yaml --fix",
+        "qnet doctor lab.yaml --netns lab --json",
+      ),
+    )
+    .action(
+      async (file: string | undefined, o: { fix?: boolean; json?: boolean; netns?: string }) => {
+        const lab = file ? readTopology(file).lab : undefined;
+        const report = await runDoctor({
+          ...(lab ? { lab } : {}),
+          runner: new ProcessRunner(o.netns ?? lab?.netns ?? null),
+          fix: !!o.fix,
+        });
+        if (o.json) printJson(report);
+        else process.stdout.write(renderDoctorTable(report));
+        process.exitCode = exitCodeFor(report);
+      },
+    );
 }

@@ -1,7 +1,17 @@
 // The CLI's one error handler: prints each kind of error for people and returns the exit code.
-import { CommandError, EXIT, formatArgv, formatDiagnostic, UserError, ValidationError } from "../errors.js";
+import {
+  CommandError,
+  EXIT,
+  formatArgv,
+  formatDiagnostic,
+  UserError,
+  ValidationError,
+} from "../errors.js";
 
-export function reportError(e: unknown, write: (s: string) => void = (s) => process.stderr.write(s)): number {
+export function reportError(
+  e: unknown,
+  write: (s: string) => void = (s) => process.stderr.write(s),
+): number {
   if (e instanceof ValidationError) {
     // Invalid input: the located diagnostics and nothing else.
     write(`${e.diagnostics.map(formatDiagnostic).join("\n")}\n`);

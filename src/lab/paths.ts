@@ -3,12 +3,6 @@ import { join } from "node:path";
 import type { Vm } from "../model/lab.js";
 import type { VmRuntime } from "../render/qemu-args.js";
 
-export const DEFAULT_STATE_ROOT = "/run/qnet";
-
-export function labStateDir(stateRoot: string, lab: string): string {
-  return join(stateRoot, lab);
-}
-
 export interface VmFiles {
   qmp: string;
   qga: string;
