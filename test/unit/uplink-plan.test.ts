@@ -1,0 +1,287 @@
+// The uplink move's batch lines and their inverse, from a snapshot; nmcli argv; manager detection from fake trees.
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+import { RecordingRunner } from "../../src/host/runner.js";
+import {
+  detectManager,
+  dhcpClients,
+  isWireless,
+  networkdLink,
+  planNmcli,
+} from "../../src/host/uplink-manager.js";
+import { compileTopology } from "../../src/load/compile.js";
+import {
+  neighCopyLines,
+  planBridged,
+  planMacvtaps,
+  planUplinkMove,
+  type UplinkSnapshot,
+} from "../../src/plan/uplink-plan.js";
+
+const F = 4294967295;
+const snap: UplinkSnapshot = {
+  name: "eth0",
+  ifindex: 2,
+  mac: "52:54:00:aa:bb:cc",
+  mtu: 9000,
+  up: true,
+  master: null,
+  addrs: [
+    {
+      family: "inet",
+      local: "192.168.50.2",
+      prefixlen: 24,
+      scope: "global",
+      label: "eth0",
+      dynamic: true,
+      valid_life_time: 3000,
+      preferred_life_time: 3000,
+    },
+    {
+      family: "inet",
+      local: "192.168.50.9",
+      prefixlen: 24,
+      scope: "global",
+      label: "eth0:1",
+      secondary: true,
+      valid_life_time: F,
+      preferred_life_time: F,
+    },
+    {
+      family: "inet6",
+      local: "fd50::2",
+      prefixlen: 64,
+      scope: "global",
+      valid_life_time: F,
+      preferred_life_time: F,
+    },
+    {
+      family: "inet6",
+      local: "fe80::1",
+      prefixlen: 64,
+      scope: "link",
+      valid_life_time: F,
+      preferred_life_time: F,
+    },
+  ],
+  routes: [
+    {
+      family: "inet",
+      dst: "default",
+      gateway: "192.168.50.1",
+      protocol: "dhcp",
+      prefsrc: "192.168.50.2",
+      metric: 100,
+    },
+    {
+      family: "inet",
+      dst: "192.168.50.0/24",
+      protocol: "kernel",
+      scope: "link",
+      prefsrc: "192.168.50.2",
+    },
+    { family: "inet", dst: "10.0.0.0/8", gateway: "192.168.50.254", table: "100" },
+    { family: "inet", type: "local", dst: "192.168.50.2", table: "local", protocol: "kernel" },
+    { family: "inet6", dst: "default", gateway: "fd50::1", metric: 1024, pref: "medium" },
+  ],
+};
+
+test("the move: bridge with the uplink's MAC and MTU, copies before enslaving, routes replaced, uplink addresses last", () => {
+  const p = planUplinkMove(snap, {
+    bridge: "br0",
+    alias: "qnet:office",
+    taps: [{ name: "qntap-1", user: "alice" }],
+  });
+  assert.deepEqual(p.apply, [
+    "link add name br0 address 52:54:00:aa:bb:cc mtu 9000 type bridge stp_state 0 forward_delay 0",
+    "link set dev br0 alias qnet:office",
+    "addr add 192.168.50.2/24 dev br0 valid_lft 3000 preferred_lft 3000",
+    "addr add 192.168.50.9/24 dev br0 label br0:1",
+    "addr add fd50::2/64 dev br0 nodad",
+    "link set dev br0 up",
+    "tuntap add dev qntap-1 mode tap user alice",
+    "link set dev qntap-1 alias qnet:office",
+    "link set dev qntap-1 master br0",
+    "link set dev qntap-1 up",
+    "link set dev eth0 master br0",
+    "route replace 0.0.0.0/0 via 192.168.50.1 dev br0 proto dhcp src 192.168.50.2 metric 100",
+    "route replace 10.0.0.0/8 via 192.168.50.254 dev br0 table 100",
+    "route replace ::/0 via fd50::1 dev br0 metric 1024",
+    "addr del fd50::2/64 dev eth0",
+    "addr del 192.168.50.9/24 dev eth0",
+    "addr del 192.168.50.2/24 dev eth0",
+  ]);
+  assert.deepEqual(p.inverse, [
+    "addr add 192.168.50.2/24 dev eth0 valid_lft 3000 preferred_lft 3000",
+    "addr add 192.168.50.9/24 dev eth0 label eth0:1",
+    "addr add fd50::2/64 dev eth0",
+    "route replace 0.0.0.0/0 via 192.168.50.1 dev eth0 proto dhcp src 192.168.50.2 metric 100",
+    "route replace 10.0.0.0/8 via 192.168.50.254 dev eth0 table 100",
+    "route replace ::/0 via fd50::1 dev eth0 metric 1024",
+    "addr del fd50::2/64 dev br0",
+    "addr del 192.168.50.9/24 dev br0",
+    "addr del 192.168.50.2/24 dev br0",
+    "link set dev eth0 nomaster",
+    "link del dev qntap-1",
+    "link del dev br0",
+  ]);
+  assert.deepEqual(p.moved.addrs, ["192.168.50.2/24", "192.168.50.9/24", "fd50::2/64"]);
+});
+
+test("hostile or odd names never reach a batch line; multipath routes are refused", () => {
+  assert.throws(() => planUplinkMove(snap, { bridge: "br0\nlink del dev eth1", alias: "qnet:x" }));
+  assert.throws(
+    () =>
+      planUplinkMove(
+        { ...snap, routes: [{ family: "inet", dst: "default", nexthops: [] }] },
+        { bridge: "br0", alias: "qnet:x" },
+      ),
+    /multipath/,
+  );
+  assert.throws(
+    () => planUplinkMove({ ...snap, master: "bond0" }, { bridge: "br0", alias: "qnet:x" }),
+    /enslaved to bond0/,
+  );
+});
+
+test("neighbour copies skip unresolved entries; macvtap lines carry the NIC MAC", () => {
+  assert.deepEqual(
+    neighCopyLines(
+      [
+        { dst: "192.168.50.1", lladdr: "02:00:00:00:00:01", state: ["REACHABLE"] },
+        { dst: "192.168.50.7", state: ["FAILED"] },
+      ],
+      "eth0",
+    ),
+    ["neigh replace 192.168.50.1 lladdr 02:00:00:00:00:01 dev eth0 nud stale"],
+  );
+  assert.deepEqual(
+    planMacvtaps("eth0", "qnet:o", [{ name: "qntap-1", mac: "52:54:00:00:00:01" }]),
+    {
+      apply: [
+        "link add link eth0 name qntap-1 address 52:54:00:00:00:01 type macvtap mode bridge",
+        "link set dev qntap-1 alias qnet:o",
+        "link set dev qntap-1 up",
+      ],
+      inverse: ["link del dev qntap-1"],
+    },
+  );
+});
+
+test("qnet plan states the macvtap host limitation", () => {
+  const { lab } = compileTopology(
+    "name: o\nnetworks:\n  lan: { type: bridged, uplink: eth0, mode: macvtap }\nvms:\n  vm0: { nics: [{ network: lan }] }\n",
+    "t.yaml",
+  );
+  const [p] = planBridged(lab);
+  assert.equal(p!.actions.length, 1);
+  assert.match(p!.notes[0]!, /host cannot reach the VMs/);
+});
+
+test("nmcli argv (unit-tested only: no NetworkManager here)", () => {
+  const p = planNmcli({
+    lab: "office",
+    uplink: "eth0",
+    bridge: "br0",
+    mac: "52:54:00:aa:bb:cc",
+    settings: {
+      id: "Wired connection 1",
+      ipv4: { method: "auto", addresses: "", gateway: "", dns: "" },
+      ipv6: { method: "auto", addresses: "", gateway: "", dns: "" },
+    },
+  });
+  assert.deepEqual(p.apply[0], [
+    "nmcli",
+    "connection",
+    "add",
+    "type",
+    "bridge",
+    "ifname",
+    "br0",
+    "con-name",
+    "qnet-office-br0",
+    "connection.autoconnect",
+    "no",
+    "bridge.stp",
+    "no",
+    "bridge.forward-delay",
+    "0",
+    "ethernet.cloned-mac-address",
+    "52:54:00:aa:bb:cc",
+    "ipv4.method",
+    "auto",
+    "ipv6.method",
+    "auto",
+  ]);
+  assert.deepEqual(p.apply[1], [
+    "nmcli",
+    "connection",
+    "add",
+    "type",
+    "ethernet",
+    "slave-type",
+    "bridge",
+    "con-name",
+    "qnet-office-eth0",
+    "ifname",
+    "eth0",
+    "master",
+    "br0",
+    "connection.autoconnect",
+    "no",
+  ]);
+  assert.deepEqual(p.inverse, [
+    ["nmcli", "connection", "up", "id", "Wired connection 1"],
+    ["nmcli", "connection", "delete", "id", "qnet-office-eth0"],
+    ["nmcli", "connection", "delete", "id", "qnet-office-br0"],
+  ]);
+});
+
+const tmp = mkdtempSync(join(tmpdir(), "qnt-uplink-unit-"));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+test("detection: NetworkManager from nmcli, networkd from its state file, DHCP clients from /proc, Wi-Fi from sysfs", async () => {
+  const nm = new RecordingRunner(null, (argv) =>
+    argv[0] === "nmcli" ? { stdout: "lo:unmanaged:--\neth0:connected:Wired connection 1\n" } : {},
+  );
+  assert.deepEqual(await detectManager(nm, snap, null, { procRoot: join(tmp, "none") }), {
+    kind: "nmcli",
+    connection: "Wired connection 1",
+  });
+  const noNm = new RecordingRunner(null, () => ({ exitCode: 127 }));
+  mkdirSync(join(tmp, "run", "systemd", "netif", "links"), { recursive: true });
+  writeFileSync(
+    join(tmp, "run", "systemd", "netif", "links", "2"),
+    "ADMIN_STATE=configured\nNETWORK_FILE=/etc/systemd/network/eth0.network\n",
+  );
+  assert.deepEqual(networkdLink(2, { runRoot: join(tmp, "run") }), {
+    networkFile: "/etc/systemd/network/eth0.network",
+  });
+  assert.equal(
+    (await detectManager(noNm, snap, null, { runRoot: join(tmp, "run") })).kind,
+    "networkd",
+  );
+  assert.equal(
+    (
+      await detectManager(noNm, snap, "iproute2", {
+        runRoot: join(tmp, "run"),
+        procRoot: join(tmp, "none"),
+      })
+    ).kind,
+    "dhcp",
+    "forced: networkd skipped; the dynamic address is still reported",
+  );
+  mkdirSync(join(tmp, "proc", "123"), { recursive: true });
+  writeFileSync(join(tmp, "proc", "123", "cmdline"), "/sbin/dhclient\0-4\0eth0\0");
+  mkdirSync(join(tmp, "proc", "124"), { recursive: true });
+  writeFileSync(join(tmp, "proc", "124", "cmdline"), "/sbin/dhclient\0eth1\0");
+  assert.deepEqual(dhcpClients("eth0", { procRoot: join(tmp, "proc") }), [
+    { pid: 123, argv: ["/sbin/dhclient", "-4", "eth0"] },
+  ]);
+  mkdirSync(join(tmp, "sys", "class", "net", "wlan0", "wireless"), { recursive: true });
+  assert.equal(await isWireless(noNm, "wlan0", { sysfsRoot: join(tmp, "sys") }), true);
+  assert.equal(await isWireless(noNm, "eth0", { sysfsRoot: join(tmp, "sys") }), false);
+});
