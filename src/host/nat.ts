@@ -1,0 +1,115 @@
+// NAT and port forwards on the host: the sysctls they need (journaled) and the lab's nftables table.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { type NatFacts, natNeeds, nftTable, renderNftRuleset } from "../render/nftables.js";
+import type { LabContext } from "./context.js";
+import { writeFileAtomic } from "./files.js";
+import type { Runner } from "./runner.js";
+
+export interface PhaseResult {
+  changed: boolean;
+  notes: string[];
+}
+
+/** The interface of the default route in the runner's namespace, or null. */
+export async function defaultUplink(runner: Runner): Promise<string | null> {
+  const r = await runner.run(["ip", "-j", "-4", "route", "show", "default"], { allowFail: true });
+  if (r.exitCode !== 0) return null;
+  try {
+    const routes = JSON.parse(r.stdout || "[]") as { dev?: string }[];
+    return routes.find((x) => typeof x.dev === "string")?.dev ?? null;
+  } catch {
+    return null;
+  }
+}
+
+export async function natFacts(runner: Runner): Promise<NatFacts> {
+  return { defaultUplink: await defaultUplink(runner) };
+}
+
+/**
+ * A sysctl key for `sysctl`: dotted, or slash-separated when an interface name in it has a dot
+ * (procps reads `net/ipv4/conf/eth0.100/x` literally).
+ */
+export function ifSysctlKey(ifname: string, leaf: string): string {
+  return ifname.includes(".")
+    ? `net/ipv4/conf/${ifname}/${leaf}`
+    : `net.ipv4.conf.${ifname}.${leaf}`;
+}
+
+export async function readSysctl(runner: Runner, key: string): Promise<string> {
+  return (await runner.run(["sysctl", "-n", key])).stdout.trim();
+}
+
+/** Set a sysctl (in the lab's namespace) to `value`, journaling the old value first. True if changed. */
+export async function ensureSysctl(ctx: LabContext, key: string, value: string): Promise<boolean> {
+  const before = await readSysctl(ctx.runner, key);
+  if (before === value) return false;
+  ctx.journal.record({
+    what: `set ${key}=${value} (was ${before})`,
+    undo: { kind: "sysctl", key, value: before },
+  });
+  await ctx.runner.run(["sysctl", "-q", "-w", `${key}=${value}`]);
+  return true;
+}
+
+/** ip_forward and route_localnet as the lab's NAT and forwards need them. */
+export async function applySysctls(ctx: LabContext): Promise<PhaseResult> {
+  const needs = natNeeds(ctx.lab);
+  const notes: string[] = [];
+  let changed = false;
+  if (needs.ipForward && (await ensureSysctl(ctx, "net.ipv4.ip_forward", "1"))) {
+    changed = true;
+    notes.push("turned on IPv4 forwarding (net.ipv4.ip_forward=1); down restores the old value");
+  }
+  for (const br of needs.routeLocalnet) {
+    // DNAT of the host's own 127.0.0.1 connections to a VM: the kernel refuses to route a loopback
+    // source out of a non-loopback device unless route_localnet is on for it (only this bridge).
+    if (await ensureSysctl(ctx, ifSysctlKey(br, "route_localnet"), "1")) {
+      changed = true;
+      notes.push(`route_localnet=1 on ${br} (forwards bound to 127.0.0.1)`);
+    }
+  }
+  return { changed, notes };
+}
+
+/** Replace the lab's nftables table atomically; delete it when the lab needs none. */
+export async function applyNftTable(ctx: LabContext, facts?: NatFacts): Promise<PhaseResult> {
+  const { family, table } = nftTable(ctx.lab.name);
+  const text = renderNftRuleset(ctx.lab, facts ?? (await natFacts(ctx.runner)));
+  const rulesFile = join(ctx.stateDir, "nftables.nft");
+  const listingFile = join(ctx.stateDir, "nftables.listing");
+  const current = await ctx.runner.run(["nft", "list", "table", family, table], {
+    allowFail: true,
+  });
+  const exists = current.exitCode === 0;
+
+  if (text === null) {
+    if (!exists) return { changed: false, notes: [] };
+    await ctx.runner.run(["nft", "delete", "table", family, table]);
+    return {
+      changed: true,
+      notes: [`deleted nftables table ${family} ${table} (no NAT or forwards left)`],
+    };
+  }
+  const same =
+    exists &&
+    existsSync(rulesFile) &&
+    readFileSync(rulesFile, "utf8") === text &&
+    existsSync(listingFile) &&
+    readFileSync(listingFile, "utf8") === current.stdout;
+  if (same) return { changed: false, notes: [] };
+
+  ctx.journal.record({
+    what: `nftables table ${family} ${table}`,
+    undo: { kind: "nft-table", family, table },
+  });
+  await ctx.runner.run(["nft", "-f", "-"], { input: text });
+  const after = await ctx.runner.run(["nft", "list", "table", family, table]);
+  writeFileAtomic(rulesFile, text);
+  writeFileAtomic(listingFile, after.stdout);
+  return {
+    changed: true,
+    notes: [`nftables table ${family} ${table} ${exists ? "replaced" : "created"}`],
+  };
+}
