@@ -1,0 +1,326 @@
+// Takes changes back: one idempotent handler per Undo kind; `downLab` replays a lab's journal in reverse.
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { isAbsolute, join, normalize, resolve } from "node:path";
+import { CommandError, UserError } from "../errors.js";
+import { writeFileAtomic } from "./files.js";
+import { parseIpJson } from "./iproute2.js";
+import { Journal, type JournalEntry, type Undo } from "./journal.js";
+import { netnsExists } from "./netns.js";
+import { qmpQuit } from "./qmp.js";
+import { ProcessRunner, type Runner } from "./runner.js";
+import { labNetns } from "./state.js";
+
+export interface UndoEnv {
+  /** Runs commands in the lab's namespace (if any). */
+  runner: Runner;
+  /** The lab's state directory (batch files go there; `path` undos inside it are always allowed). */
+  stateDir: string;
+}
+
+export type CustomUndoHandler = (data: unknown, env: UndoEnv) => Promise<void>;
+
+const customHandlers = new Map<string, CustomUndoHandler>();
+
+/** Feature modules register the handler of their `{kind:"custom", handler: name}` undos at import time. */
+export function registerUndoHandler(name: string, fn: CustomUndoHandler): void {
+  customHandlers.set(name, fn);
+}
+
+export interface UndoResult {
+  /** What was taken back (the journal entries' `what`), in the order it was done. */
+  undone: string[];
+  errors: Error[];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The file a lab's `ip -batch` runs from (never stdin: a killed qnet must not leave a torn line). */
+export function batchFile(stateDir: string, purpose: string): string {
+  return join(stateDir, `${purpose}.batch`);
+}
+
+/** Run `ip [-force] -batch FILE` for lines; returns the failed result (not thrown) when allowFail. */
+export async function runIpBatch(
+  runner: Runner,
+  stateDir: string,
+  purpose: string,
+  lines: string[],
+  opts: { force?: boolean; allowFail?: boolean } = {},
+) {
+  const file = batchFile(stateDir, purpose);
+  writeFileAtomic(file, `${lines.join("\n")}\n`);
+  const argv = ["ip", ...(opts.force ? ["-force"] : []), "-batch", file];
+  return runner.run(argv, { allowFail: opts.allowFail ?? false });
+}
+
+/** Wait (bounded) for `ip -batch` processes still reading this lab's batch files (an `up` killed mid-batch). */
+export async function waitForBatchProcesses(stateDir: string, timeoutMs = 30_000): Promise<void> {
+  const needle = resolve(stateDir);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let busy = false;
+    for (const pid of readdirSync("/proc")) {
+      if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+      let cmd: string;
+      try {
+        cmd = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      } catch {
+        continue;
+      }
+      const argv = cmd.split("\0");
+      if (
+        argv.includes("-batch") &&
+        argv.some((a) => a.startsWith(`${needle}/`) && a.endsWith(".batch"))
+      ) {
+        busy = true;
+        break;
+      }
+    }
+    if (!busy || Date.now() > deadline) return;
+    await sleep(50);
+  }
+}
+
+async function undoLinks(entries: Extract<Undo, { kind: "link" }>[], env: UndoEnv): Promise<void> {
+  const ns = env.runner.netns;
+  if (ns && !netnsExists(ns)) return; // the namespace is gone, and its links with it
+  const observe = async () => {
+    const r = await env.runner.run(["ip", "-json", "link", "show"]);
+    return Object.assign(new Map(parseIpJson(r.stdout, "").map((l) => [l.name, l])), {
+      raw: r.stdout,
+    });
+  };
+  const links = await observe();
+  const doomed: string[] = [];
+  for (const e of entries) {
+    const l = links.get(e.name);
+    // Only a link that still carries the mark: a foreign link that took the name later is left alone.
+    if (l && l.alias === e.alias && !doomed.includes(e.name)) doomed.push(e.name);
+  }
+  if (doomed.length === 0) return;
+  let r = await runIpBatch(env.runner, env.stateDir, "down", deleteLines(doomed, links.raw), {
+    force: true,
+    allowFail: true,
+  });
+  if (r.exitCode !== 0) {
+    let after = await observe();
+    let left = doomed.filter((n) => after.has(n));
+    if (left.length > 0) {
+      // Fallback: one delete per device (a kernel without group deletes, ...).
+      const lines = left.map((n) => `link del dev ${n}`);
+      r = await runIpBatch(env.runner, env.stateDir, "down", lines, {
+        force: true,
+        allowFail: true,
+      });
+      after = await observe();
+      left = left.filter((n) => after.has(n));
+    }
+    if (left.length > 0) {
+      throw new CommandError(
+        ["ip", "-force", "-batch", batchFile(env.stateDir, "down")],
+        r.exitCode,
+        r.stderr,
+        {
+          message: `could not delete ${left.join(", ")}: ${r.stderr.trim()}`,
+        },
+      );
+    }
+  }
+}
+
+/**
+ * Batch lines deleting links. One `link del` per device costs the kernel an RCU grace period each
+ * (~20 ms); so the doomed links are first moved to a fresh link group and deleted with one
+ * `link del group G` (one unregister for all). The per-device deletes follow as a fallback; with
+ * -force they only report "Cannot find device" for links already gone.
+ */
+export function deleteLines(doomed: string[], observed: string): string[] {
+  if (doomed.length < 3) return doomed.map((n) => `link del dev ${n}`);
+  // A group number far from the ones people use (0 default, small numbers in /etc/iproute2/group)
+  // and held by no link now.
+  let group = 0x51000000 + ((process.pid * 7919 + Date.now()) % 0xffffff);
+  while (observed.includes(`"group":"${group}"`)) group++;
+  return [...doomed.map((n) => `link set dev ${n} group ${group}`), `link del group ${group}`];
+}
+
+async function undoNetns(name: string, env: UndoEnv): Promise<void> {
+  if (!netnsExists(name)) return;
+  await env.runner.run(["ip", "netns", "del", name], { hostNamespace: true });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function waitGone(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!pidAlive(pid)) return true;
+    await sleep(25);
+  }
+  return !pidAlive(pid);
+}
+
+async function undoProcess(u: Extract<Undo, { kind: "process" }>): Promise<void> {
+  let text: string;
+  try {
+    text = readFileSync(u.pidfile, "utf8").trim();
+  } catch {
+    return; // never started, or cleaned up
+  }
+  const pid = Number(text.split(/\s+/)[0]);
+  if (!Number.isInteger(pid) || pid <= 1) return;
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+  } catch {
+    return; // gone
+  }
+  if (!cmdline.includes(u.match)) return; // the PID was reused by something else: not ours
+  if (u.qmp && existsSync(u.qmp)) {
+    try {
+      await qmpQuit(u.qmp, 3_000);
+      if (await waitGone(pid, 2_000)) return;
+    } catch {
+      // fall through to signals
+    }
+  }
+  try {
+    process.kill(pid, "SIGTERM");
+  } catch {
+    return;
+  }
+  if (await waitGone(pid, 5_000)) return;
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    return;
+  }
+  if (!(await waitGone(pid, 2_000)))
+    throw new Error(`process ${pid} (${u.match}) survived SIGKILL`);
+}
+
+async function undoNftTable(u: Extract<Undo, { kind: "nft-table" }>, env: UndoEnv): Promise<void> {
+  if (env.runner.netns && !netnsExists(env.runner.netns)) return;
+  const r = await env.runner.run(["nft", "delete", "table", u.family, u.table], {
+    allowFail: true,
+  });
+  if (r.exitCode !== 0 && !/No such file or directory|does not exist/i.test(r.stderr)) {
+    throw new CommandError(["nft", "delete", "table", u.family, u.table], r.exitCode, r.stderr);
+  }
+}
+
+async function undoSysctl(u: Extract<Undo, { kind: "sysctl" }>, env: UndoEnv): Promise<void> {
+  if (!/^[A-Za-z0-9_.\-/]+$/.test(u.key) || /[\n\0]/.test(u.value)) {
+    throw new Error(`refusing odd sysctl undo ${JSON.stringify(u)}`);
+  }
+  if (env.runner.netns && !netnsExists(env.runner.netns)) return;
+  await env.runner.run(["sysctl", "-q", "-w", `${u.key}=${u.value}`]);
+}
+
+function undoPath(path: string, env: UndoEnv): void {
+  const p = normalize(path);
+  const inState = p.startsWith(`${resolve(env.stateDir)}/`);
+  // Outside the state dir only a named, absolute path at least two levels deep: never `/` or `/etc`.
+  if (!inState && (!isAbsolute(p) || p.split("/").filter(Boolean).length < 2)) {
+    throw new Error(`refusing to remove ${JSON.stringify(path)}`);
+  }
+  rmSync(p, { recursive: true, force: true });
+}
+
+async function undoOne(u: Undo, env: UndoEnv): Promise<void> {
+  switch (u.kind) {
+    case "link":
+      return undoLinks([u], env);
+    case "netns":
+      return undoNetns(u.name, env);
+    case "process":
+      return undoProcess(u);
+    case "nft-table":
+      return undoNftTable(u, env);
+    case "sysctl":
+      return undoSysctl(u, env);
+    case "argv":
+      await env.runner.run(u.argv, { allowFail: true });
+      return;
+    case "path":
+      return undoPath(u.path, env);
+    case "custom": {
+      const fn = customHandlers.get(u.handler);
+      if (!fn) throw new Error(`no undo handler registered for "${u.handler}"`);
+      return fn(u.data, env);
+    }
+  }
+}
+
+/**
+ * Take back entries in the order given (callers pass newest first). Consecutive link entries go to
+ * one `ip -batch`. Every failure is collected; the rest still run.
+ */
+export async function runUndos(
+  entries: Omit<JournalEntry, "seq">[],
+  env: UndoEnv,
+): Promise<UndoResult> {
+  const res: UndoResult = { undone: [], errors: [] };
+  for (let i = 0; i < entries.length; ) {
+    const e = entries[i]!;
+    if (e.undo.kind === "link") {
+      let j = i;
+      const group: Omit<JournalEntry, "seq">[] = [];
+      while (j < entries.length && entries[j]!.undo.kind === "link") group.push(entries[j++]!);
+      try {
+        await undoLinks(
+          group.map((g) => g.undo as Extract<Undo, { kind: "link" }>),
+          env,
+        );
+        res.undone.push(...group.map((g) => g.what));
+      } catch (err) {
+        res.errors.push(err as Error);
+      }
+      i = j;
+      continue;
+    }
+    try {
+      await undoOne(e.undo, env);
+      res.undone.push(e.what);
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      res.errors.push(new Error(`undo of "${e.what}" failed: ${error.message}`, { cause: error }));
+    }
+    i++;
+  }
+  return res;
+}
+
+/**
+ * Tear a lab down from its state directory alone: replay the journal newest first, then remove the
+ * directory. Works without the topology file and after `up` was killed at any point. When some undo
+ * fails the directory is kept (handlers are idempotent, so `down` can simply be run again).
+ */
+export async function downLab(opts: {
+  stateDir: string;
+  runner?: Runner;
+}): Promise<{ undone: string[]; errors: Error[] }> {
+  const stateDir = resolve(opts.stateDir);
+  if (!existsSync(stateDir)) return { undone: [], errors: [] };
+  const runner = opts.runner ?? new ProcessRunner(labNetns(stateDir));
+  await waitForBatchProcesses(stateDir);
+  const entries = Journal.read(stateDir).sort((a, b) => b.seq - a.seq);
+  const res = await runUndos(entries, { runner, stateDir });
+  if (res.errors.length === 0) {
+    rmSync(stateDir, { recursive: true, force: true });
+  } else {
+    res.errors.push(
+      new UserError(
+        `${res.errors.length} undo step(s) failed; state kept in ${stateDir}`,
+        "fix the cause and run `qnet down` again",
+      ),
+    );
+  }
+  return res;
+}
