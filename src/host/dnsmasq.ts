@@ -7,21 +7,9 @@ import { bridgeNetworks } from "../render/nftables.js";
 import type { LabContext } from "./context.js";
 import { writeFileAtomic } from "./files.js";
 import type { PhaseResult } from "./nat.js";
+import { livePid } from "./pidfile.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** The pid in `pidfile` if that process is alive and its command line contains `match`. */
-export function livePid(pidfile: string, match: string): number | null {
-  if (!existsSync(pidfile)) return null;
-  const pid = Number(readFileSync(pidfile, "utf8").trim());
-  if (!Number.isInteger(pid) || pid <= 1) return null;
-  try {
-    const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    return argv.includes(match) ? pid : null;
-  } catch {
-    return null;
-  }
-}
 
 async function stop(pid: number): Promise<void> {
   const gone = () => !existsSync(`/proc/${pid}`);

@@ -52,9 +52,14 @@ export class ProcessRunner implements Runner {
       exitCode: r.exitCode ?? -1,
     };
     if (r.failed && !opts.allowFail) {
-      throw new CommandError(full, r.exitCode ?? null, result.stderr || (r.cause as Error | undefined)?.message || "", {
-        cause: r.cause,
-      });
+      throw new CommandError(
+        full,
+        r.exitCode ?? null,
+        result.stderr || (r.cause as Error | undefined)?.message || "",
+        {
+          cause: r.cause,
+        },
+      );
     }
     return result;
   }

@@ -10,7 +10,7 @@ import { type KnownLab, listLabs, readLabRecord, recordNetns } from "./state.js"
 export type ObjectState = "present" | "missing" | "drifted";
 
 export interface StatusObject {
-  kind: "netns" | "bridge" | "tap" | "address" | "link";
+  kind: "netns" | "bridge" | "tap" | "address" | "link" | "vm" | "dnsmasq" | "nft-table";
   name: string;
   state: ObjectState;
   /** What differs (drifted) or what it is, for people. */

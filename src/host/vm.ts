@@ -9,29 +9,13 @@ import type { Lab, Vm } from "../model/lab.js";
 import type { VmRuntime } from "../render/qemu-args.js";
 import { vmArgv } from "../render/qemu-args.js";
 import type { LabContext } from "./context.js";
+import { livePid } from "./pidfile.js";
 import { qmpQueryStatus } from "./qmp.js";
 import { inNetns } from "./runner.js";
 
 /** The string in QEMU's argv (`-name …,process=`) that proves a PID is this lab's VM. */
 export function vmProcessTag(lab: string, vm: string): string {
   return `process=qnet-${lab}-${vm}`;
-}
-
-/** PID of a running process whose command line carries `match`, read from its pidfile; null otherwise. */
-export function livePid(pidfile: string, match: string): number | null {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(pidfile, "utf8").trim());
-  } catch {
-    return null;
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return null;
-  try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").join(" ");
-    return cmdline.includes(match) ? pid : null;
-  } catch {
-    return null;
-  }
 }
 
 export type VmState = "running" | "paused" | "stopped" | "unknown";

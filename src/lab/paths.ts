@@ -40,5 +40,12 @@ export function vmRuntime(
       : g.kind === "kernel"
         ? { kind: "kernel", kernel: g.kernel, initrd: g.initrd, append: g.append }
         : { kind: "disk", disk: g.disk, seed: f.seed };
-  return { qmp: f.qmp, qga: f.qga, serial: f.serial, serialLog: f.serialLog, pidfile: f.pidfile, boot };
+  return {
+    qmp: f.qmp,
+    qga: f.qga,
+    serial: f.serial,
+    serialLog: f.serialLog,
+    pidfile: f.pidfile,
+    boot,
+  };
 }

@@ -42,18 +42,28 @@ export function planView(
         lab,
         vm,
         facts,
-        vmRuntime(stateDir, vm, { kernel: BUILTIN_KERNEL, initrd: BUILTIN_INITRD, append: builtinAppend(lab, vm) }),
+        vmRuntime(stateDir, vm, {
+          kernel: BUILTIN_KERNEL,
+          initrd: BUILTIN_INITRD,
+          append: builtinAppend(lab, vm),
+        }),
       ),
     })),
   };
 }
 
 export function renderPlanText(p: PlanView): string {
-  const out: string[] = [`lab ${p.lab.name}${p.lab.netns ? ` in network namespace ${p.lab.netns}` : ""}`, `state: ${p.stateDir}`, ""];
+  const out: string[] = [
+    `lab ${p.lab.name}${p.lab.netns ? ` in network namespace ${p.lab.netns}` : ""}`,
+    `state: ${p.stateDir}`,
+    "",
+  ];
   out.push("networks:");
   for (const n of p.lab.networks) {
     if (n.type === "user") {
-      out.push(`  ${n.name}  user  ${n.subnet}  gateway ${n.hostAddr}  dns ${n.dns}${n.restrict ? "  restricted" : ""}`);
+      out.push(
+        `  ${n.name}  user  ${n.subnet}  gateway ${n.hostAddr}  dns ${n.dns}${n.restrict ? "  restricted" : ""}`,
+      );
     } else if (n.type === "bridge") {
       out.push(
         `  ${n.name}  bridge ${n.bridge}  ${n.subnet}  gateway ${n.gateway ?? "none"}  dhcp ${n.dhcp ? "on" : "off"}  nat ${n.nat ? `on${n.uplink ? ` via ${n.uplink}` : ""}` : "off"}`,
@@ -63,13 +73,20 @@ export function renderPlanText(p: PlanView): string {
     }
     if (n.type !== "bridged") {
       for (const f of n.forwards) {
-        out.push(`    forward ${f.proto} ${f.hostAddr}:${f.hostPort} -> ${f.vm ?? "guest"}:${f.guestPort}`);
+        out.push(
+          `    forward ${f.proto} ${f.hostAddr}:${f.hostPort} -> ${f.vm ?? "guest"}:${f.guestPort}`,
+        );
       }
     }
   }
   out.push("", "vms:");
   for (const vm of p.lab.vms) {
-    const guest = vm.guest.kind === "builtin" ? "built-in guest" : vm.guest.kind === "kernel" ? `kernel ${vm.guest.kernel}` : `disk ${vm.guest.disk}`;
+    const guest =
+      vm.guest.kind === "builtin"
+        ? "built-in guest"
+        : vm.guest.kind === "kernel"
+          ? `kernel ${vm.guest.kernel}`
+          : `disk ${vm.guest.disk}`;
     out.push(`  ${vm.name}  ${vm.cpus} vCPU  ${vm.memory} MiB  ${guest}`);
     for (const nic of vm.nics) {
       out.push(

@@ -1,0 +1,2 @@
+// Imports every feature module that registers an undo handler, so `down` can take back all of them.
+import "./uplink.js";
