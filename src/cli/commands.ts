@@ -9,6 +9,7 @@ import { planView, renderPlanText } from "../lab/plan-view.js";
 import { renderAscii, renderDot, renderMermaid } from "../render/diagram.js";
 import { networkArgs } from "../render/qemu-args.js";
 import { printJson, readTopology } from "./io.js";
+import { registerLabCommands } from "./lab-commands.js";
 
 const examples = (...lines: string[]) =>
   `\nExamples:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`;
@@ -19,6 +20,7 @@ function warn(warnings: ReturnType<typeof readTopology>["warnings"], json: boole
 
 export function registerCommands(program: Command): void {
   registerFileCommands(program);
+  registerLabCommands(program);
   registerDoctor(program);
 }
 

@@ -1,0 +1,238 @@
+// Commands on running labs: up, down, status, exec, console, confirm, and building the built-in guest.
+import type { Command } from "commander";
+import { EXIT, UserError } from "../errors.js";
+import { buildGuest } from "../guest/build.js";
+import { DEFAULT_STATE_ROOT, labStateDir, listLabs, readLabRecord } from "../host/state.js";
+import { confirmLab } from "../host/uplink.js";
+import { attachConsole, execInVm } from "../lab/access.js";
+import { down } from "../lab/down.js";
+import { fullStatus, renderStatusTable } from "../lab/status.js";
+import { up } from "../lab/up.js";
+import { printJson, readTopology } from "./io.js";
+
+const examples = (...lines: string[]) =>
+  `\nExamples:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`;
+
+function seconds(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0)
+    throw new UserError(`"${v}" is not a number of seconds`, undefined, EXIT.usage);
+  return n;
+}
+
+/** The state directory of a lab that is up (lab.json present), or a usage error naming the known labs. */
+function runningLab(stateRoot: string, name: string) {
+  const dir = labStateDir(stateRoot, name);
+  const record = readLabRecord(dir);
+  if (!record) {
+    const known = listLabs(stateRoot).map((l) => l.name);
+    throw new UserError(
+      `no lab named "${name}" is up`,
+      known.length ? `known labs: ${known.join(", ")}` : "start one with `qnet up FILE`",
+      EXIT.usage,
+    );
+  }
+  return { dir, record };
+}
+
+/** Progress lines go to stderr, so stdout stays clean for --json. */
+const progressTo = (quiet: boolean) => (msg: string) => {
+  if (!quiet) process.stderr.write(`qnet: ${msg}\n`);
+};
+
+export function registerLabCommands(program: Command): void {
+  program
+    .command("up")
+    .description(
+      "build the host side of a lab (bridges, taps, DHCP/DNS, NAT, forwards), boot its VMs and wait until they answer",
+    )
+    .argument("<file>", "topology file")
+    .option(
+      "--netns <name>",
+      "run the whole lab inside this network namespace (created if missing)",
+    )
+    .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .option("--no-vms", "bring up only the network; start QEMU yourself with `qnet args`")
+    .option("--wait <seconds>", "time to wait for every guest agent", seconds, 120)
+    .option(
+      "--keep-on-failure",
+      "keep what was made when a step fails (default: roll this run back)",
+    )
+    .option(
+      "--confirm <seconds>",
+      "bridged networks: revert the uplink move unless `qnet confirm LAB` runs in time",
+      seconds,
+    )
+    .option("--json", "print the result as JSON")
+    .option("-q, --quiet", "no progress lines")
+    .addHelpText(
+      "after",
+      examples(
+        "qnet up examples/private-lan.yaml",
+        "qnet up examples/private-lan.yaml --netns lab   # sandboxed in a namespace",
+        "qnet up lab.yaml --no-vms && qemu-system-x86_64 ... $(qnet args lab.yaml vm0 --shell)",
+      ),
+    )
+    .action(
+      async (
+        file: string,
+        o: {
+          netns?: string;
+          stateDir: string;
+          vms: boolean;
+          wait: number;
+          keepOnFailure?: boolean;
+          confirm?: number;
+          json?: boolean;
+          quiet?: boolean;
+        },
+      ) => {
+        const { lab, warnings } = readTopology(file);
+        const progress = progressTo(!!o.json || !!o.quiet);
+        for (const w of warnings)
+          progress(`${w.file}:${w.line}:${w.column}: warning: ${w.path}: ${w.message}`);
+        const r = await up(lab, {
+          stateRoot: o.stateDir,
+          netns: o.netns ?? null,
+          noVms: !o.vms,
+          waitSeconds: o.wait,
+          keepOnFailure: !!o.keepOnFailure,
+          ...(o.confirm !== undefined ? { confirmSeconds: o.confirm } : {}),
+          file,
+          progress,
+        });
+        if (o.json) printJson(r);
+        else if (r.changes.length === 0)
+          process.stdout.write(`lab ${r.lab} is up; nothing to change\n`);
+        else
+          process.stdout.write(
+            `lab ${r.lab} is up (${r.changes.length} changes):\n${r.changes.map((c) => `  + ${c}\n`).join("")}`,
+          );
+      },
+    );
+
+  program
+    .command("down")
+    .description(
+      "remove everything qnet made for a lab (works without the topology file, and after a crash)",
+    )
+    .argument("<lab>", "lab name (or the topology file it came from)")
+    .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .option("--json", "print the result as JSON")
+    .addHelpText("after", examples("qnet down lab", "qnet down examples/private-lan.yaml"))
+    .action(async (name: string, o: { stateDir: string; json?: boolean }) => {
+      const labName = /\.(ya?ml|json)$/.test(name) ? readTopology(name).lab.name : name;
+      const r = await down(labName, { stateRoot: o.stateDir });
+      if (o.json) printJson(r);
+      else {
+        process.stdout.write(`lab ${r.lab}: removed ${r.undone.length} object(s)\n`);
+        for (const e of r.errors) process.stderr.write(`qnet: ${e}\n`);
+      }
+      if (r.errors.length) process.exitCode = EXIT.failure;
+    });
+
+  program
+    .command("status")
+    .description("the labs qnet knows; for one lab each object: present, missing or drifted")
+    .argument("[lab]", "lab name")
+    .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .option("--json", "machine-readable output")
+    .addHelpText("after", examples("qnet status", "qnet status lab --json"))
+    .action(async (name: string | undefined, o: { stateDir: string; json?: boolean }) => {
+      if (!name) {
+        const labs = listLabs(o.stateDir);
+        if (o.json) printJson(labs);
+        else if (labs.length === 0) process.stdout.write("no lab is up\n");
+        else
+          for (const l of labs)
+            process.stdout.write(
+              `${l.name}\t${l.complete ? "up" : "incomplete (run qnet down)"}${l.netns ? `\tnetns ${l.netns}` : ""}\t${l.file ?? ""}\n`,
+            );
+        return;
+      }
+      const { dir } = runningLab(o.stateDir, name);
+      const s = await fullStatus(dir);
+      if (o.json) printJson(s);
+      else process.stdout.write(renderStatusTable(s));
+      if (!s.ok) process.exitCode = EXIT.failure;
+    });
+
+  program
+    .command("exec")
+    .description(
+      "run a command inside a VM through its guest agent; exits with the command's exit code",
+    )
+    .argument("<lab>", "lab name")
+    .argument("<vm>", "VM name")
+    .argument("<command...>", "command and arguments (put -- before them)")
+    .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .option("--timeout <seconds>", "time for the command to finish", seconds, 120)
+    .addHelpText(
+      "after",
+      examples("qnet exec lab vm0 -- ping -c1 10.0.2.3", "qnet exec lab vm1 -- ip addr"),
+    )
+    .action(
+      async (
+        name: string,
+        vm: string,
+        command: string[],
+        o: { stateDir: string; timeout: number },
+      ) => {
+        const { dir, record } = runningLab(o.stateDir, name);
+        const r = await execInVm(dir, record.lab, vm, command, { timeoutMs: o.timeout * 1000 });
+        process.stdout.write(r.stdout);
+        process.stderr.write(r.stderr);
+        process.exitCode = r.exitCode;
+      },
+    );
+
+  program
+    .command("console")
+    .description("attach to a VM's serial console (Ctrl-] detaches)")
+    .argument("<lab>", "lab name")
+    .argument("<vm>", "VM name")
+    .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .addHelpText("after", examples("qnet console lab vm0"))
+    .action(async (name: string, vm: string, o: { stateDir: string }) => {
+      const { dir, record } = runningLab(o.stateDir, name);
+      await attachConsole(dir, record.lab, vm);
+    });
+
+  program
+    .command("confirm")
+    .description("keep a LAN uplink move started with `qnet up --confirm SECONDS`")
+    .argument("<lab>", "lab name")
+    .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .action((name: string, o: { stateDir: string }) => {
+      confirmLab(labStateDir(o.stateDir, name));
+      process.stdout.write(`lab ${name}: change confirmed\n`);
+    });
+
+  const guest = program
+    .command("guest")
+    .description("the built-in guest (kernel + initramfs made from this host)");
+  guest
+    .command("build")
+    .description("build (or find in the cache) the built-in guest for the given NIC models")
+    .option("--kernel <path>", "kernel image (default: newest /boot/vmlinuz-* with modules)")
+    .option("--modules <dir>", "modules tree of that kernel")
+    .option("--model <model...>", "NIC models the guest must drive", ["virtio-net-pci"])
+    .option("--json", "print paths as JSON")
+    .addHelpText(
+      "after",
+      examples("qnet guest build", "qnet guest build --model e1000 virtio-net-pci"),
+    )
+    .action(async (o: { kernel?: string; modules?: string; model: string[]; json?: boolean }) => {
+      const g = await buildGuest({
+        nicModels: o.model,
+        ...(o.kernel ? { kernel: o.kernel } : {}),
+        ...(o.modules ? { modules: o.modules } : {}),
+        onProgress: progressTo(!!o.json),
+      });
+      if (o.json) printJson(g);
+      else
+        process.stdout.write(
+          `kernel: ${g.kernel}\ninitrd: ${g.initrd}\n${g.cached ? "(from the cache)" : "(built)"}\n`,
+        );
+    });
+}
