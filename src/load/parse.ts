@@ -16,9 +16,16 @@ export interface Parsed {
 /** Largest topology file accepted, in bytes: far beyond any real lab, small enough to parse quickly. */
 export const MAX_FILE_BYTES = 8 * 1024 * 1024;
 
+/** Longest path segment shown as is; longer ones (never valid names) are cut so a message stays short. */
+const MAX_SEGMENT = 64;
+
 export function formatPath(path: readonly PathSegment[]): string {
   let out = "";
-  for (const seg of path) {
+  for (const raw of path) {
+    const seg =
+      typeof raw === "string" && raw.length > MAX_SEGMENT
+        ? `${raw.slice(0, 40)}...(${raw.length} characters)`
+        : raw;
     if (typeof seg === "number") out += `[${seg}]`;
     else if (/^[A-Za-z0-9_$-]+$/.test(seg)) out += out ? `.${seg}` : seg;
     else out += `[${JSON.stringify(seg)}]`;
@@ -52,15 +59,23 @@ export function parseTopologyText(text: string, file: string): Parsed {
   const doc = parseDocument(text, {
     lineCounter,
     prettyErrors: false,
-    uniqueKeys: true,
+    // The yaml package's own check compares each key with every other (quadratic: minutes for 100,000
+    // VMs); keyProblems below does the same in one pass.
+    uniqueKeys: false,
   });
-  const errors: Diagnostic[] = [...doc.errors, ...doc.warnings].map((e) => ({
-    severity: "error" as const,
+  const located = (offset: number, message: string): Diagnostic => ({
+    severity: "error",
     file,
-    ...pos(e.pos[0]),
-    path: "",
-    message: yamlMessage(e.code, e.message),
-  }));
+    ...pos(offset),
+    path: formatPath(pathAtOffset(doc.contents, offset)),
+    message,
+  });
+  const errors: Diagnostic[] = [
+    ...[...doc.errors, ...doc.warnings].map((e) =>
+      located(e.pos[0], yamlMessage(e.code, e.message)),
+    ),
+    ...keyProblems(doc.contents).map((p) => located(p.offset, p.message)),
+  ];
   let data: unknown;
   if (errors.length === 0) {
     try {
@@ -100,6 +115,70 @@ export function parseTopologyText(text: string, file: string): Parsed {
     return target?.range ? pos(target.range[0]) : { line: 1, column: 1 };
   };
   return { file, data, locate, errors };
+}
+
+/** Duplicate keys and keys that are not plain scalars, in one pass over the document (no recursion). */
+function keyProblems(root: unknown): { offset: number; message: string }[] {
+  const out: { offset: number; message: string }[] = [];
+  const stack: unknown[] = [root];
+  while (stack.length > 0) {
+    const node = stack.pop();
+    if (isMap(node)) {
+      const seen = new Set<string>();
+      for (const pair of node.items) {
+        const key = pair.key as Node | null;
+        const offset = key?.range?.[0] ?? (pair.value as Node | null)?.range?.[0] ?? 0;
+        if (!isScalar(key) || key.value === null || typeof key.value === "object") {
+          out.push({
+            offset,
+            message: "a key must be a plain name, not a list, a mapping or empty",
+          });
+        } else {
+          const name = String(key.value);
+          if (seen.has(name)) {
+            const shown = name.length > 60 ? `${name.slice(0, 57)}...` : name;
+            out.push({
+              offset,
+              message: `duplicate key ${JSON.stringify(shown)} (a name may appear only once)`,
+            });
+          }
+          seen.add(name);
+        }
+        stack.push(pair.value);
+      }
+    } else if (isSeq(node)) {
+      for (const item of node.items) stack.push(item);
+    }
+  }
+  return out.sort((a, b) => a.offset - b.offset);
+}
+
+/** Deepest path reported for a YAML error; deeper nesting is never a real topology. */
+const MAX_PATH_DEPTH = 16;
+
+/** The field path of the node at a text offset (e.g. a duplicate key), as deep as the document allows. */
+function pathAtOffset(root: unknown, offset: number): PathSegment[] {
+  const path: PathSegment[] = [];
+  const contains = (n: unknown) => {
+    const r = (n as Node | null)?.range;
+    return !!r && offset >= r[0] && offset < r[2];
+  };
+  let node = root;
+  while (node && path.length < MAX_PATH_DEPTH) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => contains(p.key) || contains(p.value));
+      if (!pair || !isScalar(pair.key)) break;
+      path.push(String(pair.key.value));
+      if (contains(pair.key)) break;
+      node = pair.value;
+    } else if (isSeq(node)) {
+      const i = node.items.findIndex(contains);
+      if (i < 0) break;
+      path.push(i);
+      node = node.items[i];
+    } else break;
+  }
+  return path;
 }
 
 function yamlMessage(code: string, message: string): string {

@@ -32,13 +32,25 @@ export interface Validated {
   diagnostics: Diagnostic[];
 }
 
-type Emit = (path: PathSegment[], message: string, severity?: Diagnostic["severity"]) => void;
+type Emit = (
+  path: PathSegment[],
+  message: string,
+  severity?: Diagnostic["severity"],
+  which?: "value" | "key",
+) => void;
 
 export function validateTopology(parsed: Parsed): Validated {
   const diagnostics: Diagnostic[] = [...parsed.errors];
-  const emit: Emit = (path, message, severity = "error") => {
-    const { line, column } = parsed.locate(path);
-    diagnostics.push({ severity, file: parsed.file, line, column, path: formatPath(path), message });
+  const emit: Emit = (path, message, severity = "error", which = "value") => {
+    const { line, column } = parsed.locate(path, which);
+    diagnostics.push({
+      severity,
+      file: parsed.file,
+      line,
+      column,
+      path: formatPath(path),
+      message,
+    });
   };
   if (diagnostics.length > 0) return { topology: null, diagnostics };
   const data = parsed.data;
@@ -120,6 +132,8 @@ function editDistance(a: string, b: string): number {
 }
 
 export function didYouMean(word: string, options: readonly string[]): string | null {
+  // Names are at most 63 characters: a longer word is no typo, and comparing it would cost time.
+  if (word.length > 100) return null;
   let best: string | null = null;
   let bestD = Number.POSITIVE_INFINITY;
   for (const o of options) {
@@ -142,21 +156,32 @@ function schemaIssue(issue: z.core.$ZodIssue, data: unknown, emit: Emit): void {
         const guess = didYouMean(key, allowed);
         emit(
           [...path, key],
-          `unknown key "${key}"${guess ? ` (did you mean "${guess}"?)` : ""}; allowed here: ${allowed.join(", ")}`,
+          `unknown key ${show(key)}${guess ? ` (did you mean "${guess}"?)` : ""}; allowed here: ${allowed.join(", ")}`,
+          "error",
+          "key",
         );
       }
       return;
     }
     case "invalid_union": {
-      const type = (found as { type?: unknown } | undefined)?.type;
+      // zod 4 reports a bad discriminator at the `type` field itself; older shapes at the network.
+      const atType = path.at(-1) === "type";
+      const type = atType ? found : (found as { type?: unknown } | undefined)?.type;
       emit(
-        type === undefined ? path : [...path, "type"],
-        `network type ${show(type)} is not one of "user", "bridge", "bridged"`,
+        atType || type === undefined ? path : [...path, "type"],
+        type === undefined
+          ? `required field is missing: a network needs a type, one of "user", "bridge", "bridged"`
+          : `network type ${show(type)} is not one of "user", "bridge", "bridged"`,
       );
       return;
     }
     case "invalid_key": {
-      emit(path, `the name ${show(path.at(-1))} is not allowed: ${issue.issues[0]?.message ?? issue.message}`);
+      emit(
+        path,
+        `the name ${show(path.at(-1))} is not allowed: ${issue.issues[0]?.message ?? issue.message}`,
+        "error",
+        "key",
+      );
       return;
     }
     case "invalid_type": {
@@ -190,7 +215,8 @@ function semanticRules(t: Topology, emit: Emit): void {
     const base: PathSegment[] = ["networks", net];
     if (spec.type === "bridged") {
       claimIfname(spec.uplink, [...base, "uplink"], `the uplink of network ${net}`);
-      if (spec.bridge) claimIfname(spec.bridge, [...base, "bridge"], `the bridge of network ${net}`);
+      if (spec.bridge)
+        claimIfname(spec.bridge, [...base, "bridge"], `the bridge of network ${net}`);
       if (spec.probe !== undefined && parseIpv4(spec.probe) === null) {
         emit([...base, "probe"], `found ${show(spec.probe)}; expected an IPv4 address`);
       }
@@ -225,9 +251,13 @@ function semanticRules(t: Topology, emit: Emit): void {
         net,
         spec.gateway === "none" ? null : spec.gateway ? parseIpv4(spec.gateway) : subnet.base + 1,
       );
-      if (spec.bridge) claimIfname(spec.bridge, [...base, "bridge"], `the bridge of network ${net}`);
+      if (spec.bridge)
+        claimIfname(spec.bridge, [...base, "bridge"], `the bridge of network ${net}`);
       if (spec.gateway === "none" && spec.dhcp !== false) {
-        emit([...base, "dhcp"], "DHCP needs the host on the network: set a gateway or `dhcp: false`");
+        emit(
+          [...base, "dhcp"],
+          "DHCP needs the host on the network: set a gateway or `dhcp: false`",
+        );
       }
       if (spec.gateway === "none" && spec.nat) {
         emit([...base, "nat"], "NAT needs the host on the network as gateway: set a gateway");
@@ -242,7 +272,10 @@ function semanticRules(t: Topology, emit: Emit): void {
       const [a, sa] = bridgeNets[i]!;
       const [b, sb] = bridgeNets[j]!;
       if (overlaps(sa, sb)) {
-        emit(["networks", b, "subnet"], `subnet overlaps network ${a}'s (${t.networks[a]!.type === "bridge" ? (t.networks[a] as { subnet: string }).subnet : ""})`);
+        emit(
+          ["networks", b, "subnet"],
+          `subnet overlaps network ${a}'s (${t.networks[a]!.type === "bridge" ? (t.networks[a] as { subnet: string }).subnet : ""})`,
+        );
       }
     }
   }
@@ -254,7 +287,8 @@ function semanticRules(t: Topology, emit: Emit): void {
   const vmNets = new Map<string, Set<string>>();
   for (const [vm, spec] of Object.entries(t.vms)) {
     const base: PathSegment[] = ["vms", vm];
-    if (spec.kernel && spec.disk) emit([...base, "disk"], "give either `kernel` or `disk`, not both");
+    if (spec.kernel && spec.disk)
+      emit([...base, "disk"], "give either `kernel` or `disk`, not both");
     if (!spec.kernel && (spec.initrd || spec.append !== undefined)) {
       emit([...base, spec.initrd ? "initrd" : "append"], "`initrd` and `append` need `kernel`");
     }
@@ -265,7 +299,10 @@ function semanticRules(t: Topology, emit: Emit): void {
       emit([...base, "nics"], "the VM has no NIC: it will not be on any network", "warning");
     }
     if (spec.nics.length > LIMITS.nicsPerVm) {
-      emit([...base, "nics"], `${spec.nics.length} NICs; at most ${LIMITS.nicsPerVm} fit on the PCI bus`);
+      emit(
+        [...base, "nics"],
+        `${spec.nics.length} NICs; at most ${LIMITS.nicsPerVm} fit on the PCI bus`,
+      );
     }
     const nets = new Set<string>();
     vmNets.set(vm, nets);
@@ -276,16 +313,22 @@ function semanticRules(t: Topology, emit: Emit): void {
         const guess = didYouMean(nic.network, Object.keys(t.networks));
         emit(
           [...p, "network"],
-          `unknown network "${nic.network}"${guess ? ` (did you mean "${guess}"?)` : ""}; defined: ${Object.keys(t.networks).join(", ") || "none"}`,
+          `unknown network ${show(nic.network)}${guess ? ` (did you mean "${guess}"?)` : ""}; defined: ${Object.keys(t.networks).join(", ") || "none"}`,
         );
         return;
       }
       nets.add(nic.network);
       if (nic.mac !== undefined) {
         if (!MAC_RE.test(nic.mac)) {
-          emit([...p, "mac"], `found ${show(nic.mac)}; expected a MAC address such as 52:54:00:12:34:56`);
+          emit(
+            [...p, "mac"],
+            `found ${show(nic.mac)}; expected a MAC address such as 52:54:00:12:34:56`,
+          );
         } else if (isMulticastMac(nic.mac)) {
-          emit([...p, "mac"], `${nic.mac} is a multicast address (lowest bit of the first byte set); a NIC needs a unicast MAC`);
+          emit(
+            [...p, "mac"],
+            `${nic.mac} is a multicast address (lowest bit of the first byte set); a NIC needs a unicast MAC`,
+          );
         } else if (/^(00:){5}00$/.test(nic.mac)) {
           emit([...p, "mac"], "00:00:00:00:00:00 is not a usable MAC");
         } else {
@@ -297,7 +340,10 @@ function semanticRules(t: Topology, emit: Emit): void {
       }
       if (nic.ip !== undefined) {
         if (net.type !== "bridge") {
-          emit([...p, "ip"], `a fixed address applies to bridge networks only; network ${nic.network} is of type ${net.type}`);
+          emit(
+            [...p, "ip"],
+            `a fixed address applies to bridge networks only; network ${nic.network} is of type ${net.type}`,
+          );
           return;
         }
         const ip = parseIpv4(nic.ip);
@@ -314,7 +360,10 @@ function semanticRules(t: Topology, emit: Emit): void {
         } else if (ip === broadcast(subnet)) {
           emit([...p, "ip"], `${nic.ip} is the broadcast address of ${net.subnet}`);
         } else if (ip === gateways.get(nic.network)) {
-          emit([...p, "ip"], `${nic.ip} is the gateway (the host's address) of network ${nic.network}`);
+          emit(
+            [...p, "ip"],
+            `${nic.ip} is the gateway (the host's address) of network ${nic.network}`,
+          );
         } else {
           const prev = ips.get(nic.ip);
           if (prev) emit([...p, "ip"], `address ${nic.ip} is already used by ${prev}`);
@@ -334,13 +383,22 @@ function semanticRules(t: Topology, emit: Emit): void {
     if (!subnet) continue;
     const free = subnet.size - 2 - (gateways.get(net) === null ? 0 : 1) - (used.get(net) ?? 0);
     if (n > free) {
-      emit(["networks", net, "subnet"], `${n} NICs need an address but only ${Math.max(free, 0)} are free in ${formatIpv4(subnet.base)}/${subnet.prefix}`);
+      emit(
+        ["networks", net, "subnet"],
+        `${n} NICs need an address but only ${Math.max(free, 0)} are free in ${formatIpv4(subnet.base)}/${subnet.prefix}`,
+      );
     }
   }
 
   // Host ports: one owner per (proto, port) on overlapping addresses.
   const ports = new Map<string, { addr: string; what: string }[]>();
-  const claimPort = (proto: string, addr: string | null, port: number, path: PathSegment[], what: string) => {
+  const claimPort = (
+    proto: string,
+    addr: string | null,
+    port: number,
+    path: PathSegment[],
+    what: string,
+  ) => {
     const bind = addr ?? "127.0.0.1";
     const key = `${proto}/${port}`;
     const list = ports.get(key) ?? [];
@@ -348,8 +406,18 @@ function semanticRules(t: Topology, emit: Emit): void {
     if (clash) emit(path, `host port ${proto} ${port} is already forwarded by ${clash.what}`);
     list.push({ addr: bind, what });
     ports.set(key, list);
-    if (port < 1024) emit(path, `host port ${port} is privileged: QEMU or qnet must run as root to bind it`, "warning");
-    if (addr === "0.0.0.0") emit(path, "this forward binds every host interface: the guest port is reachable from the whole LAN", "warning");
+    if (port < 1024)
+      emit(
+        path,
+        `host port ${port} is privileged: QEMU or qnet must run as root to bind it`,
+        "warning",
+      );
+    if (addr === "0.0.0.0")
+      emit(
+        path,
+        "this forward binds every host interface: the guest port is reachable from the whole LAN",
+        "warning",
+      );
   };
   for (const [net, spec] of Object.entries(t.networks)) {
     if (spec.type === "bridged" || !spec.forwards) continue;
@@ -365,7 +433,10 @@ function semanticRules(t: Topology, emit: Emit): void {
         const target = fw.vm ? t.vms[fw.vm] : undefined;
         if (!target) {
           const guess = didYouMean(fw.vm ?? "", Object.keys(t.vms));
-          emit(path, `forward ${show(f)} targets unknown VM "${fw.vm}"${guess ? ` (did you mean "${guess}"?)` : ""}`);
+          emit(
+            path,
+            `forward ${show(f)} targets unknown VM "${fw.vm}"${guess ? ` (did you mean "${guess}"?)` : ""}`,
+          );
           return;
         }
         if (!vmNets.get(fw.vm!)?.has(net)) {
@@ -380,7 +451,14 @@ function semanticRules(t: Topology, emit: Emit): void {
       } else {
         // Each VM on a user network gets its own QEMU user stack, so each repeats the forward.
         for (const [vm, nets] of vmNets) {
-          if (nets.has(net)) claimPort(fw.proto, fw.hostAddr, fw.hostPort, path, `network ${net} forward ${i} of VM ${vm}`);
+          if (nets.has(net))
+            claimPort(
+              fw.proto,
+              fw.hostAddr,
+              fw.hostPort,
+              path,
+              `network ${net} forward ${i} of VM ${vm}`,
+            );
         }
       }
     });
