@@ -285,6 +285,24 @@ export async function runUndos(
       i = j;
       continue;
     }
+    if (e.undo.kind === "process") {
+      // Processes stop independently (QEMU takes a moment to exit after quit): stop a run of them at once.
+      let j = i;
+      const group: Omit<JournalEntry, "seq">[] = [];
+      while (j < entries.length && entries[j]!.undo.kind === "process") group.push(entries[j++]!);
+      const settled = await Promise.allSettled(group.map((g) => undoOne(g.undo, env)));
+      settled.forEach((r, k) => {
+        if (r.status === "fulfilled") res.undone.push(group[k]!.what);
+        else
+          res.errors.push(
+            new Error(`undo of "${group[k]!.what}" failed: ${(r.reason as Error).message}`, {
+              cause: r.reason,
+            }),
+          );
+      });
+      i = j;
+      continue;
+    }
     try {
       await undoOne(e.undo, env);
       res.undone.push(e.what);

@@ -1,7 +1,7 @@
 // QEMU processes of a lab: launch detached (journaled first), find running ones, stop them.
 
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { UserError } from "../errors.js";
 import { vmFiles } from "../lab/paths.js";
@@ -81,6 +81,14 @@ export async function launchVm(ctx: LabContext, vm: Vm, rt: VmRuntime): Promise<
         `VM ${vm.name} failed to start (QEMU exit code ${r.exitCode ?? "none"}):\n${tail(f.stderrLog) || "(no output)"}`,
         `full QEMU output: ${f.stderrLog}`,
       );
+    }
+    // QEMU's -daemonize sets umask 027 before it creates its sockets: tighten them to owner-only.
+    for (const path of [f.qmp, f.qga, f.serial, f.serialLog]) {
+      try {
+        chmodSync(path, 0o600);
+      } catch {
+        // created later by QEMU (the console log appears with the first output)
+      }
     }
   } finally {
     process.umask(oldMask);

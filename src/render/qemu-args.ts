@@ -4,7 +4,11 @@ import { qemuOpts, qemuValue } from "./qemu-escape.js";
 
 /** vhost-net accelerates virtio-net over tap; multi-queue needs virtio-net and more than one vCPU. */
 function isVirtioNet(model: string): boolean {
-  return model === "virtio-net-pci" || model === "virtio-net" || model === "virtio-net-pci-non-transitional";
+  return (
+    model === "virtio-net-pci" ||
+    model === "virtio-net" ||
+    model === "virtio-net-pci-non-transitional"
+  );
 }
 
 export function netdevArg(vm: Vm, nic: Nic, net: Network, facts: HostFacts): string {
@@ -18,7 +22,8 @@ export function netdevArg(vm: Vm, nic: Nic, net: Network, facts: HostFacts): str
       ["restrict", net.restrict ? "on" : undefined],
       ["hostname", vm.name],
       ...net.forwards.map(
-        (f) => ["hostfwd", `${f.proto}:${f.hostAddr}:${f.hostPort}-:${f.guestPort}`] as [string, string],
+        (f) =>
+          ["hostfwd", `${f.proto}:${f.hostAddr}:${f.hostPort}-:${f.guestPort}`] as [string, string],
       ),
     ]);
   }
@@ -79,9 +84,13 @@ export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): strin
   const argv = [
     vm.qemu.binary,
     "-name",
-    qemuOpts(`guest=${qemuValue(`${lab.name}-${vm.name}`)}`, [["process", `qnet-${lab.name}-${vm.name}`]]),
+    qemuOpts(`guest=${qemuValue(`${lab.name}-${vm.name}`)}`, [
+      ["process", `qnet-${lab.name}-${vm.name}`],
+    ]),
     "-nodefaults",
     "-no-user-config",
+    // A guest that panics or reboots ends its QEMU process, so status shows it stopped.
+    "-no-reboot",
     "-display",
     "none",
     "-machine",
@@ -98,9 +107,22 @@ export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): strin
     if (rt.boot.initrd) argv.push("-initrd", rt.boot.initrd);
     if (rt.boot.append) argv.push("-append", rt.boot.append);
   } else {
-    argv.push("-drive", qemuOpts("if=virtio", [["file", rt.boot.disk], ["cache", "unsafe"]]));
+    argv.push(
+      "-drive",
+      qemuOpts("if=virtio", [
+        ["file", rt.boot.disk],
+        ["cache", "unsafe"],
+      ]),
+    );
     if (rt.boot.seed) {
-      argv.push("-drive", qemuOpts("if=virtio", [["file", rt.boot.seed], ["format", "raw"], ["readonly", "on"]]));
+      argv.push(
+        "-drive",
+        qemuOpts("if=virtio", [
+          ["file", rt.boot.seed],
+          ["format", "raw"],
+          ["readonly", "on"],
+        ]),
+      );
     }
   }
   // No NIC option ROM: qnet boots kernels directly or from disk, never by PXE; skipping it saves boot time.
@@ -110,7 +132,12 @@ export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): strin
   argv.push(...networkArgs(lab, vm, facts));
   argv.push(
     "-chardev",
-    qemuOpts("socket", [["id", "qmp"], ["path", rt.qmp], ["server", "on"], ["wait", "off"]]),
+    qemuOpts("socket", [
+      ["id", "qmp"],
+      ["path", rt.qmp],
+      ["server", "on"],
+      ["wait", "off"],
+    ]),
     "-mon",
     "chardev=qmp,mode=control",
     "-chardev",
@@ -126,7 +153,12 @@ export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): strin
     "-device",
     "virtio-serial-pci,id=vser0",
     "-chardev",
-    qemuOpts("socket", [["id", "qga0"], ["path", rt.qga], ["server", "on"], ["wait", "off"]]),
+    qemuOpts("socket", [
+      ["id", "qga0"],
+      ["path", rt.qga],
+      ["server", "on"],
+      ["wait", "off"],
+    ]),
     "-device",
     "virtserialport,bus=vser0.0,chardev=qga0,name=org.qemu.guest_agent.0",
     "-pidfile",
