@@ -3,8 +3,11 @@ import type { Command } from "commander";
 import { exitCodeFor, renderDoctorTable, runDoctor } from "../doctor/index.js";
 import { EXIT, formatArgv, formatDiagnostic, UserError } from "../errors.js";
 import { detectFacts } from "../host/facts.js";
+import { observeHost } from "../host/iproute2.js";
+import { netnsExists } from "../host/netns.js";
 import { ProcessRunner } from "../host/runner.js";
 import { DEFAULT_STATE_ROOT, labStateDir } from "../host/state.js";
+import { plannedChanges } from "../lab/plan-changes.js";
 import { planView, renderPlanText } from "../lab/plan-view.js";
 import { renderAscii, renderDot, renderMermaid } from "../render/diagram.js";
 import { networkArgs } from "../render/qemu-args.js";
@@ -47,6 +50,7 @@ function registerFileCommands(program: Command): void {
     .argument("<file>", "topology file")
     .option("--json", "machine-readable output")
     .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .option("--netns <name>", "plan against this network namespace (as `up --netns` would run)")
     .addHelpText(
       "after",
       examples(
@@ -54,10 +58,17 @@ function registerFileCommands(program: Command): void {
         "qnet plan lab.yaml --json | jq '.vms[0].argv'",
       ),
     )
-    .action((file: string, o: { json?: boolean; stateDir: string }) => {
+    .action(async (file: string, o: { json?: boolean; stateDir: string; netns?: string }) => {
       const { lab, warnings } = readTopology(file);
       warn(warnings, !!o.json);
-      const view = planView(lab, detectFacts(), labStateDir(o.stateDir, lab.name));
+      const netns = o.netns ?? lab.netns;
+      // A namespace that does not exist yet is empty: everything would be created.
+      const snapshot =
+        netns && !netnsExists(netns)
+          ? { netns, links: [] }
+          : await observeHost(new ProcessRunner(netns));
+      const { changes, notes } = plannedChanges(lab, snapshot);
+      const view = planView(lab, detectFacts(), labStateDir(o.stateDir, lab.name), changes, notes);
       if (o.json) printJson(view);
       else process.stdout.write(renderPlanText(view));
     });

@@ -1,0 +1,126 @@
+// The seed's sections 3 and 1 for real: two built-in guests on a private bridge, and a user-network forward.
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { REPO_ROOT } from "../helpers/golden.js";
+import { addNetns, delNetns, httpGet, qemuPids, qnetEnv, sh, snapshot } from "./helpers/netns.js";
+
+const example = (name: string) => join(REPO_ROOT, "examples", `${name}.yaml`);
+
+describe("private-lan: two VMs on a private bridge", () => {
+  const ns = `qnt-vms-${process.pid}`;
+  const env = qnetEnv();
+  let before_: ReturnType<typeof snapshot>;
+
+  before(() => {
+    addNetns(ns);
+    before_ = snapshot(ns);
+    const r = env.qnet(["up", example("private-lan"), "--netns", ns]);
+    assert.equal(r.status, 0, `up failed:\n${r.stderr}`);
+    assert.match(r.stderr, /VM vm0: ready/);
+  });
+  after(() => {
+    env.qnet(["down", "lab"]);
+    delNetns(ns);
+    env.cleanup();
+  });
+
+  test("VMs reach each other and the gateway through the guest agent", () => {
+    for (const [vm, target] of [
+      ["vm0", "10.0.2.3"],
+      ["vm1", "10.0.2.2"],
+      ["vm0", "10.0.2.1"],
+      ["vm1", "10.0.2.1"],
+    ] as const) {
+      const r = env.qnet(["exec", "lab", vm, "--", "ping", "-c1", "-W3", target]);
+      assert.equal(r.status, 0, `${vm} -> ${target}: ${r.stdout}${r.stderr}`);
+      assert.match(r.stdout, /1 packets received/);
+    }
+  });
+
+  test("a failing command's exit code comes back", () => {
+    const r = env.qnet(["exec", "lab", "vm0", "--", "ping", "-c1", "-W1", "10.0.2.99"]);
+    assert.notEqual(r.status, 0);
+  });
+
+  test("the namespace reaches both VMs", () => {
+    for (const ip of ["10.0.2.2", "10.0.2.3"]) {
+      sh(["ip", "netns", "exec", ns, "ping", "-c1", "-W3", ip]);
+    }
+  });
+
+  test("each guest holds its planned address and MAC", () => {
+    const r = env.qnet(["exec", "lab", "vm1", "--", "ip", "-o", "-4", "addr", "show"]);
+    assert.match(r.stdout, /inet 10\.0\.2\.3\/24/);
+    const l = env.qnet(["exec", "lab", "vm1", "--", "cat", "/sys/class/net/eth0/address"]);
+    assert.equal(l.stdout.trim(), "52:54:00:12:34:57");
+  });
+
+  test("status shows both VMs running, and a killed VM as drift", () => {
+    const s = JSON.parse(env.qnet(["status", "lab", "--json"]).stdout);
+    const vms = s.objects.filter((o: { kind: string }) => o.kind === "vm");
+    assert.deepEqual(
+      vms.map((o: { name: string; state: string }) => [o.name, o.state]),
+      [
+        ["vm0", "present"],
+        ["vm1", "present"],
+      ],
+    );
+  });
+
+  test("down leaves the namespace as it was and no QEMU behind", () => {
+    const r = env.qnet(["down", "lab"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(snapshot(ns), before_);
+    assert.deepEqual(qemuPids("lab"), []);
+  });
+});
+
+describe("user-forward: a host port reaches a service in the guest", () => {
+  const ns = `qnt-fwd-${process.pid}`;
+  const env = qnetEnv();
+
+  before(() => {
+    addNetns(ns);
+    // A second address in the namespace: the forward must not answer there (it binds 127.0.0.1).
+    sh(["ip", "-n", ns, "link", "add", "qv0", "type", "veth", "peer", "name", "qv1"]);
+    sh(["ip", "-n", ns, "addr", "add", "10.77.0.1/24", "dev", "qv0"]);
+    sh(["ip", "-n", ns, "link", "set", "qv0", "up"]);
+    sh(["ip", "-n", ns, "link", "set", "qv1", "up"]);
+    const r = env.qnet(["up", example("user-forward"), "--netns", ns]);
+    assert.equal(r.status, 0, `up failed:\n${r.stderr}`);
+  });
+  after(() => {
+    env.qnet(["down", "web"]);
+    delNetns(ns);
+    env.cleanup();
+  });
+
+  test("a listener started in the guest is reached on 127.0.0.1:2222 and not elsewhere", () => {
+    const start = env.qnet([
+      "exec",
+      "web",
+      "vm",
+      "--",
+      "sh",
+      "-c",
+      "mkdir -p /www && echo hello-from-guest > /www/index.html && httpd -p 22 -h /www",
+    ]);
+    assert.equal(start.status, 0, start.stderr);
+    // The guest's httpd daemonizes: give it a moment to listen.
+    let ok = httpGet(ns, "http://127.0.0.1:2222/");
+    for (let i = 0; i < 10 && !ok.ok; i++) {
+      sh(["sleep", "0.5"]);
+      ok = httpGet(ns, "http://127.0.0.1:2222/");
+    }
+    assert.ok(ok.ok, "forward on 127.0.0.1:2222 did not answer");
+    assert.equal(ok.body.trim(), "hello-from-guest");
+    const other = httpGet(ns, "http://10.77.0.1:2222/");
+    assert.equal(other.ok, false, "the forward answered on an address it was not bound to");
+  });
+
+  test("down stops the VM", () => {
+    assert.equal(env.qnet(["down", "web"]).status, 0);
+    assert.deepEqual(qemuPids("web"), []);
+  });
+});
