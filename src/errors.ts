@@ -60,7 +60,12 @@ export interface Diagnostic {
 export class ValidationError extends Error {
   override name = "ValidationError";
   constructor(readonly diagnostics: Diagnostic[]) {
-    super(diagnostics.filter((d) => d.severity === "error").map(formatDiagnostic).join("\n"));
+    super(
+      diagnostics
+        .filter((d) => d.severity === "error")
+        .map(formatDiagnostic)
+        .join("\n"),
+    );
   }
 }
 

@@ -14,5 +14,8 @@ export interface Compiled {
 export function compileTopology(text: string, file: string): Compiled {
   const { topology, diagnostics } = validateTopology(parseTopologyText(text, file));
   if (!topology) throw new ValidationError(diagnostics);
-  return { lab: resolveLab(topology), warnings: diagnostics.filter((d) => d.severity === "warning") };
+  return {
+    lab: resolveLab(topology),
+    warnings: diagnostics.filter((d) => d.severity === "warning"),
+  };
 }

@@ -1,6 +1,7 @@
 // The forward syntax: `[proto:][hostaddr:]hostport:guestport`, and on bridge networks `...:vm:guestport`.
-import type { Proto } from "./lab.js";
+
 import { parseIpv4 } from "./ipv4.js";
+import type { Proto } from "./lab.js";
 
 export interface ParsedForward {
   proto: Proto;
@@ -21,7 +22,9 @@ function port(s: string | undefined): number | null {
 
 /** Parse one forward. `withVm`: the bridge-network form, whose second-to-last field names the VM. */
 export function parseForward(spec: unknown, withVm: boolean): ForwardResult {
-  const shape = withVm ? "[proto:][hostaddr:]hostport:vm:guestport" : "[proto:][hostaddr:]hostport:guestport";
+  const shape = withVm
+    ? "[proto:][hostaddr:]hostport:vm:guestport"
+    : "[proto:][hostaddr:]hostport:guestport";
   if (typeof spec !== "string") return { ok: false, reason: `expected a string ${shape}` };
   const parts = spec.split(":");
   let proto: Proto = "tcp";
@@ -30,13 +33,23 @@ export function parseForward(spec: unknown, withVm: boolean): ForwardResult {
   const vm = withVm ? parts.pop() : undefined;
   const host = parts.pop();
   const addr = parts.pop();
-  if (parts.length > 0 || guest === undefined || host === undefined || (withVm && vm === undefined)) {
-    return { ok: false, reason: `expected ${shape}, e.g. ${withVm ? "tcp:2222:vm0:22" : "tcp:2222:22"}` };
+  if (
+    parts.length > 0 ||
+    guest === undefined ||
+    host === undefined ||
+    (withVm && vm === undefined)
+  ) {
+    return {
+      ok: false,
+      reason: `expected ${shape}, e.g. ${withVm ? "tcp:2222:vm0:22" : "tcp:2222:22"}`,
+    };
   }
   const hostPort = port(host);
   const guestPort = port(guest);
-  if (hostPort === null) return { ok: false, reason: `host port "${host}" is not a port number 1-65535` };
-  if (guestPort === null) return { ok: false, reason: `guest port "${guest}" is not a port number 1-65535` };
+  if (hostPort === null)
+    return { ok: false, reason: `host port "${host}" is not a port number 1-65535` };
+  if (guestPort === null)
+    return { ok: false, reason: `guest port "${guest}" is not a port number 1-65535` };
   if (addr !== undefined && addr !== "" && parseIpv4(addr) === null) {
     return { ok: false, reason: `host address "${addr}" is not an IPv4 address` };
   }
@@ -45,6 +58,12 @@ export function parseForward(spec: unknown, withVm: boolean): ForwardResult {
   }
   return {
     ok: true,
-    value: { proto, hostAddr: addr ? addr : null, hostPort, vm: withVm ? (vm ?? null) : null, guestPort },
+    value: {
+      proto,
+      hostAddr: addr ? addr : null,
+      hostPort,
+      vm: withVm ? (vm ?? null) : null,
+      guestPort,
+    },
   };
 }

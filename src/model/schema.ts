@@ -11,11 +11,9 @@ export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 export const MAC_RE = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
 
 const name = (what: string) =>
-  z
-    .string()
-    .regex(NAME_RE, {
-      message: `${what} must be 1-63 characters of [A-Za-z0-9_-], starting with a letter or digit (it becomes a file name, a DNS label and part of interface names)`,
-    });
+  z.string().regex(NAME_RE, {
+    message: `${what} must be 1-63 characters of [A-Za-z0-9_-], starting with a letter or digit (it becomes a file name, a DNS label and part of interface names)`,
+  });
 
 const ifname = z.string().regex(IFNAME_RE, {
   message:
@@ -23,9 +21,9 @@ const ifname = z.string().regex(IFNAME_RE, {
 });
 
 /** A QEMU NIC model: a device name QEMU knows; restricted so it can never inject options. */
-const nicModel = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, { message: "a NIC model is a QEMU device name such as virtio-net-pci or e1000" });
+const nicModel = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, {
+  message: "a NIC model is a QEMU device name such as virtio-net-pci or e1000",
+});
 
 const forward = z.string().describe("[proto:][hostaddr:]hostport:guestport");
 const bridgeForward = z.string().describe("[proto:][hostaddr:]hostport:vm:guestport");
@@ -34,7 +32,10 @@ export const UserNetworkSchema = z
   .strictObject({
     type: z.literal("user"),
     subnet: z.string().optional().describe("guest network, default 10.0.2.0/24"),
-    forwards: z.array(forward).optional().describe("host ports forwarded into each VM on this network"),
+    forwards: z
+      .array(forward)
+      .optional()
+      .describe("host ports forwarded into each VM on this network"),
     restrict: z.boolean().optional().describe("isolate the guest from the host and outside"),
     dns: z.string().optional().describe("address of QEMU's built-in DNS server inside the subnet"),
     dhcpStart: z.string().optional().describe("first address QEMU's DHCP server hands out"),
@@ -48,10 +49,16 @@ export const BridgeNetworkSchema = z
     subnet: z.string().describe("IPv4 subnet in CIDR form"),
     gateway: z.string().optional().describe("the host's address on the bridge; `none` for pure L2"),
     dhcp: z.boolean().optional().describe("DHCP and DNS with dnsmasq (default true)"),
-    nat: z.boolean().optional().describe("masquerade out of the default route or `uplink` (default false)"),
+    nat: z
+      .boolean()
+      .optional()
+      .describe("masquerade out of the default route or `uplink` (default false)"),
     uplink: ifname.optional().describe("interface NAT leaves by; default: the default route's"),
     dns: z.enum(["host"]).optional().describe("`host`: the host resolves VM names too"),
-    forwards: z.array(bridgeForward).optional().describe("host ports forwarded to a VM on this network"),
+    forwards: z
+      .array(bridgeForward)
+      .optional()
+      .describe("host ports forwarded to a VM on this network"),
   })
   .describe("a private host bridge with one tap per VM NIC");
 
@@ -61,7 +68,10 @@ export const BridgedNetworkSchema = z
     uplink: ifname.describe("the host NIC on the LAN; its addresses and routes move to the bridge"),
     bridge: ifname.optional().describe("bridge name; derived otherwise"),
     mode: z.enum(["bridge", "macvtap"]).optional().describe("default bridge"),
-    backend: z.enum(["nmcli", "iproute2"]).optional().describe("who makes the change; detected otherwise"),
+    backend: z
+      .enum(["nmcli", "iproute2"])
+      .optional()
+      .describe("who makes the change; detected otherwise"),
     probe: z.string().optional().describe("address probed after the move; default the gateway"),
   })
   .describe("VMs on the host's LAN: the uplink is enslaved to a bridge");
@@ -81,7 +91,11 @@ export const NicSchema = z.strictObject({
 
 export const QemuSchema = z.strictObject({
   binary: z.string().min(1).optional().describe("default qemu-system-x86_64"),
-  machine: z.string().regex(/^[A-Za-z0-9_.,=-]+$/).optional().describe("-machine value, default q35"),
+  machine: z
+    .string()
+    .regex(/^[A-Za-z0-9_.,=-]+$/)
+    .optional()
+    .describe("-machine value, default q35"),
   args: z.array(z.string()).optional().describe("extra argv appended as given"),
 });
 
@@ -94,7 +108,11 @@ export const VmSchema = z.strictObject({
   sshKey: z.string().optional().describe("public key for the cloud-init seed of a disk image"),
   memory: z.number().int().min(16).max(1048576).optional().describe("MiB, default 256"),
   cpus: z.number().int().min(1).max(255).optional().describe("default 1"),
-  user: z.string().regex(/^[a-z_][a-z0-9_-]*$/).optional().describe("owner of this VM's taps"),
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*$/)
+    .optional()
+    .describe("owner of this VM's taps"),
   qemu: QemuSchema.optional(),
 });
 
@@ -107,7 +125,11 @@ export const TopologySchema = z
       .regex(/^[A-Za-z0-9_.-]{1,64}$/)
       .optional()
       .describe("network namespace the lab runs in"),
-    user: z.string().regex(/^[a-z_][a-z0-9_-]*$/).optional().describe("owner of the lab's taps"),
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]*$/)
+      .optional()
+      .describe("owner of the lab's taps"),
     networks: z.record(name("a network name"), NetworkSchema),
     vms: z.record(name("a VM name"), VmSchema),
   })

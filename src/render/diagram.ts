@@ -12,7 +12,9 @@ interface Port {
 }
 
 function portsOf(lab: Lab, net: Network): Port[] {
-  return lab.vms.flatMap((vm) => vm.nics.filter((n) => n.network === net.name).map((nic) => ({ vm, nic })));
+  return lab.vms.flatMap((vm) =>
+    vm.nics.filter((n) => n.network === net.name).map((nic) => ({ vm, nic })),
+  );
 }
 
 function netTitle(net: Network): string {
@@ -20,7 +22,9 @@ function netTitle(net: Network): string {
     case "user":
       return `${net.name}: user networking ${net.subnet} (one QEMU stack per VM, gateway ${net.hostAddr})`;
     case "bridge": {
-      const extras = [net.dhcp ? "DHCP/DNS" : null, net.nat ? "NAT" : null].filter(Boolean).join(", ");
+      const extras = [net.dhcp ? "DHCP/DNS" : null, net.nat ? "NAT" : null]
+        .filter(Boolean)
+        .join(", ");
       return `${net.name}: bridge ${net.bridge} ${net.gateway ? `${net.gateway}/${net.prefix}` : "(no host address)"} on ${net.subnet}${extras ? ` [${extras}]` : ""}`;
     }
     case "bridged":
@@ -33,7 +37,9 @@ function vmLabel(p: Port, live?: LiveState): string {
   let state = "";
   if (live) {
     const v = live.vms[p.vm.name];
-    state = v ? ` [${v.running ? "up" : "down"}${v.addresses.length ? ` ${v.addresses.join(" ")}` : ""}]` : " [unknown]";
+    state = v
+      ? ` [${v.running ? "up" : "down"}${v.addresses.length ? ` ${v.addresses.join(" ")}` : ""}]`
+      : " [unknown]";
   }
   return `${p.vm.name}  ${addr}  ${p.nic.mac}  ${p.nic.model}${state}`;
 }
@@ -51,7 +57,9 @@ export function renderAscii(lab: Lab, live?: LiveState): string {
     }
     if (net.type !== "bridged") {
       for (const f of net.forwards) {
-        rows.push(`forward ${f.proto} ${f.hostAddr}:${f.hostPort} → ${f.vm ?? "each VM"}:${f.guestPort}`);
+        rows.push(
+          `forward ${f.proto} ${f.hostAddr}:${f.hostPort} → ${f.vm ?? "each VM"}:${f.guestPort}`,
+        );
       }
     }
     if (rows.length === 0) rows.push("(no VM)");
@@ -74,7 +82,10 @@ export function renderMermaid(lab: Lab, live?: LiveState): string {
     lines.push(`  ${nid}["${mermaidText(netTitle(net))}"]`, `  host --- ${nid}`);
     for (const p of portsOf(lab, net)) {
       const vid = `vm_${mermaidId(p.vm.name)}`;
-      lines.push(`  ${vid}["${mermaidText(vmLabel(p, live))}"]`, `  ${nid} -- "${p.nic.tap ?? p.nic.netdevId}" --- ${vid}`);
+      lines.push(
+        `  ${vid}["${mermaidText(vmLabel(p, live))}"]`,
+        `  ${nid} -- "${p.nic.tap ?? p.nic.netdevId}" --- ${vid}`,
+      );
     }
   }
   return `${lines.join("\n")}\n`;
@@ -83,10 +94,17 @@ export function renderMermaid(lab: Lab, live?: LiveState): string {
 const dotText = (s: string) => s.replaceAll("\\", "\\\\").replaceAll('"', '\\"');
 
 export function renderDot(lab: Lab, live?: LiveState): string {
-  const lines = [`graph "${dotText(lab.name)}" {`, "  rankdir=LR;", `  "host" [shape=box,label="host: lab ${dotText(lab.name)}"];`];
+  const lines = [
+    `graph "${dotText(lab.name)}" {`,
+    "  rankdir=LR;",
+    `  "host" [shape=box,label="host: lab ${dotText(lab.name)}"];`,
+  ];
   for (const net of lab.networks) {
     const nid = `net:${net.name}`;
-    lines.push(`  "${dotText(nid)}" [shape=ellipse,label="${dotText(netTitle(net))}"];`, `  "host" -- "${dotText(nid)}";`);
+    lines.push(
+      `  "${dotText(nid)}" [shape=ellipse,label="${dotText(netTitle(net))}"];`,
+      `  "host" -- "${dotText(nid)}";`,
+    );
     for (const p of portsOf(lab, net)) {
       const vid = `vm:${p.vm.name}`;
       lines.push(

@@ -30,7 +30,9 @@ export function deriveMac(lab: string, vm: string, nic: number, taken: Set<strin
  */
 export function deriveIfname(prefix: string, taken: Set<string>, ...parts: string[]): string {
   for (let attempt = 0; ; attempt++) {
-    const name = `${prefix}${digest("ifname", ...parts, String(attempt)).toString("hex").slice(0, 8)}`;
+    const name = `${prefix}${digest("ifname", ...parts, String(attempt))
+      .toString("hex")
+      .slice(0, 8)}`;
     if (!taken.has(name)) {
       taken.add(name);
       return name;

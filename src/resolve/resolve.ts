@@ -83,14 +83,19 @@ export function resolveLab(t: Topology): Lab {
   return { name: t.name, netns: t.netns ?? null, networks, vms };
 }
 
-function resolveNetwork(lab: string, name: string, spec: NetworkSpec, ifnames: Set<string>): Network {
+function resolveNetwork(
+  lab: string,
+  name: string,
+  spec: NetworkSpec,
+  ifnames: Set<string>,
+): Network {
   switch (spec.type) {
     case "user": {
       const s = subnetOf(spec.subnet ?? DEFAULTS.userSubnet);
       return {
         type: "user",
         name,
-        subnet: formatIpv4(s.base) + `/${s.prefix}`,
+        subnet: `${formatIpv4(s.base)}/${s.prefix}`,
         prefix: s.prefix,
         hostAddr: formatIpv4(s.base + 2),
         dns: spec.dns ?? formatIpv4(s.base + 3),
@@ -101,8 +106,7 @@ function resolveNetwork(lab: string, name: string, spec: NetworkSpec, ifnames: S
     }
     case "bridge": {
       const s = subnetOf(spec.subnet);
-      const gateway =
-        spec.gateway === "none" ? null : (spec.gateway ?? formatIpv4(s.base + 1));
+      const gateway = spec.gateway === "none" ? null : (spec.gateway ?? formatIpv4(s.base + 1));
       return {
         type: "bridge",
         name,
@@ -164,11 +168,17 @@ function resolveVm(
       prefix,
       gateway,
       netdevId: `net${index}`,
-      tap: net.type === "user" ? null : deriveIfname("qntap-", ifnames, t.name, name, String(index)),
+      tap:
+        net.type === "user" ? null : deriveIfname("qntap-", ifnames, t.name, name, String(index)),
     };
   });
   const guest: Vm["guest"] = spec.kernel
-    ? { kind: "kernel", kernel: spec.kernel, initrd: spec.initrd ?? null, append: spec.append ?? null }
+    ? {
+        kind: "kernel",
+        kernel: spec.kernel,
+        initrd: spec.initrd ?? null,
+        append: spec.append ?? null,
+      }
     : spec.disk
       ? { kind: "disk", disk: spec.disk, sshKey: spec.sshKey ?? null }
       : { kind: "builtin" };

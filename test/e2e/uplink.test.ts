@@ -316,10 +316,12 @@ vms:
     for (const vm of ctx.lab.vms) {
       const nic = vm.nics[0]!;
       const l = (
-        JSON.parse(await ip("-n", HOST, "-d", "-json", "link", "show", "dev", nic.tap!)) as Record<
-          string,
-          any
-        >[]
+        JSON.parse(await ip("-n", HOST, "-d", "-json", "link", "show", "dev", nic.tap!)) as {
+          linkinfo: { info_kind: string; info_data: Record<string, unknown> };
+          address: string;
+          ifalias?: string;
+          ifindex: number;
+        }[]
       )[0]!;
       assert.equal(l.linkinfo.info_kind, "macvtap");
       assert.equal(l.linkinfo.info_data.mode, "bridge");

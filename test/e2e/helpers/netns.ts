@@ -46,10 +46,14 @@ export function qnetEnv(): {
 } {
   const stateRoot = mkdtempSync(join(tmpdir(), "qnet-e2e-state-"));
   const qnet = (args: string[], timeoutMs = 180_000): QnetRun => {
-    const r = spawnSync(process.execPath, [CLI, args[0]!, "--state-dir", stateRoot, ...args.slice(1)], {
-      encoding: "utf8",
-      timeout: timeoutMs,
-    });
+    const r = spawnSync(
+      process.execPath,
+      [CLI, args[0]!, "--state-dir", stateRoot, ...args.slice(1)],
+      {
+        encoding: "utf8",
+        timeout: timeoutMs,
+      },
+    );
     return { status: r.status, stdout: r.stdout, stderr: r.stderr };
   };
   return { stateRoot, qnet, cleanup: () => rmSync(stateRoot, { recursive: true, force: true }) };
