@@ -218,7 +218,7 @@ export function planHostNetwork(lab: Lab, snap: HostSnapshot): HostAction[] {
     if (!l) {
       actions.push({
         what: `create bridge ${b.name}${b.address ? ` with ${b.address}` : ""} (STP off, forward delay 0, nf_call_iptables/ip6tables/arptables 0)`,
-        reason: "not on the host yet",
+        reason: "absent",
         undo: linkUndo(b.name),
         batch: createBridge(b, mark),
       });
@@ -264,7 +264,7 @@ export function planHostNetwork(lab: Lab, snap: HostSnapshot): HostAction[] {
     if (!l) {
       actions.push({
         what: `create ${desc}`,
-        reason: "not on the host yet",
+        reason: "absent",
         undo: linkUndo(t.name),
         batch: createTap(t, mark),
       });
