@@ -15,7 +15,7 @@ export function plannedChanges(
 ): { changes: PlannedChange[]; notes: string[] } {
   const changes: PlannedChange[] = planHostNetwork(lab, snapshot).map((a) => ({
     what: a.what,
-    reason: a.reason,
+    reason: a.reason === "absent" ? "it does not exist yet" : a.reason,
   }));
   const notes: string[] = [];
   for (const b of planBridged(lab)) {
