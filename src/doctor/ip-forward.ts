@@ -40,8 +40,9 @@ export async function checkIpForward(ctx: DoctorContext): Promise<CheckResult[]>
   return [
     {
       ...base,
-      status: "fail",
-      detail: `IPv4 forwarding is off${where}, but network ${needers.join(", ")} routes through the host: VMs cannot reach out and forwards cannot reach them.`,
+      // `qnet up` turns it on for the lab (and restores it on down): only a running lab without it is broken.
+      status: "warn",
+      detail: `IPv4 forwarding is off${where}, but network ${needers.join(", ")} routes through the host: \`qnet up\` turns it on (and restores it on down); if the lab is up already, its VMs cannot reach out and forwards cannot reach them.`,
       fix: "sysctl -w net.ipv4.ip_forward=1  (persistently: echo net.ipv4.ip_forward=1 > /etc/sysctl.d/90-qnet-forward.conf)",
     },
   ];

@@ -268,10 +268,10 @@ describe("bridge-nf-call sysctls and the persistent fix", () => {
 });
 
 describe("ip_forward", () => {
-  it("fails for a NAT lab when off, passes when on or when nothing routes", async () => {
+  it("warns for a NAT lab when off, passes when on or when nothing routes", async () => {
     inNs("sysctl", "-q", "-w", "net.ipv4.ip_forward=0");
     const c = byId(await doctor(SERVICES), "ip-forward");
-    assert.equal(c.status, "fail");
+    assert.equal(c.status, "warn");
     assert.match(c.detail, /network lan \(NAT and forwards\)/);
     assert.equal(byId(await doctor(PRIVATE), "ip-forward").status, "pass");
     inNs("sysctl", "-q", "-w", "net.ipv4.ip_forward=1");
