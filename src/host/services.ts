@@ -1,7 +1,9 @@
-// The network-services phase of `up`: sysctls, the lab's nftables table, firewall accepts, dnsmasq.
+// The network-services phase of `up`: sysctls, the lab's nftables table, firewall accepts, dnsmasq,
+// and the hosts-file block of `dns: host` networks.
 import type { LabContext } from "./context.js";
 import { applyDnsmasq } from "./dnsmasq.js";
 import { applyFirewall } from "./firewall.js";
+import { applyHostsFile } from "./hosts-file.js";
 import { applyNftTable, applySysctls, type PhaseResult } from "./nat.js";
 
 /**
@@ -11,7 +13,7 @@ import { applyNftTable, applySysctls, type PhaseResult } from "./nat.js";
 export async function applyServices(ctx: LabContext): Promise<PhaseResult> {
   const notes: string[] = [];
   let changed = false;
-  for (const phase of [applySysctls, applyNftTable, applyFirewall, applyDnsmasq]) {
+  for (const phase of [applySysctls, applyNftTable, applyFirewall, applyDnsmasq, applyHostsFile]) {
     const r = await phase(ctx);
     changed ||= r.changed;
     notes.push(...r.notes);
