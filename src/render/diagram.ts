@@ -72,22 +72,30 @@ export function renderAscii(lab: Lab, live?: LiveState): string {
   return `${lines.join("\n")}\n`;
 }
 
-const mermaidId = (s: string) => s.replace(/[^A-Za-z0-9_]/g, "_");
 const mermaidText = (s: string) => s.replace(/["<>]/g, "'");
 
 export function renderMermaid(lab: Lab, live?: LiveState): string {
+  // Ids by position: names like a-b and a_b must not share a node.
+  const vmId = new Map(lab.vms.map((v, i) => [v.name, `vm${i}`]));
   const lines = ["flowchart LR", `  host["host: lab ${mermaidText(lab.name)}"]`];
-  for (const net of lab.networks) {
-    const nid = `net_${mermaidId(net.name)}`;
+  lab.vms.forEach((vm) => {
+    const v = live?.vms[vm.name];
+    const state = live
+      ? v
+        ? ` [${v.running ? "up" : "down"}${v.addresses.length ? ` ${v.addresses.join(" ")}` : ""}]`
+        : " [unknown]"
+      : "";
+    lines.push(`  ${vmId.get(vm.name)}["${mermaidText(`${vm.name}${state}`)}"]`);
+  });
+  lab.networks.forEach((net, i) => {
+    const nid = `net${i}`;
     lines.push(`  ${nid}["${mermaidText(netTitle(net))}"]`, `  host --- ${nid}`);
     for (const p of portsOf(lab, net)) {
-      const vid = `vm_${mermaidId(p.vm.name)}`;
-      lines.push(
-        `  ${vid}["${mermaidText(vmLabel(p, live))}"]`,
-        `  ${nid} -- "${p.nic.tap ?? p.nic.netdevId}" --- ${vid}`,
-      );
+      const addr = p.nic.networkType === "bridged" ? "DHCP" : (p.nic.ip ?? "");
+      const label = [p.nic.tap, addr, p.nic.mac].filter(Boolean).join(" ");
+      lines.push(`  ${nid} -- "${mermaidText(label)}" --- ${vmId.get(p.vm.name)}`);
     }
-  }
+  });
   return `${lines.join("\n")}\n`;
 }
 
