@@ -15,6 +15,8 @@ import {
   BridgedNetworkSchema,
   BridgeNetworkSchema,
   MAC_RE,
+  NAME_RE,
+  NetworkSchema,
   NicSchema,
   QemuSchema,
   type Topology,
@@ -72,9 +74,14 @@ export function validateTopology(parsed: Parsed): Validated {
   const result = TopologySchema.safeParse(data);
   if (!result.success) {
     for (const issue of result.error.issues) schemaIssue(issue, raw, emit);
+    // Every error at once: the rules still run over the networks and VMs whose shape is right.
+    semanticRules(partialTopology(raw), emit, {
+      networks: new Set(Object.keys(asRecord(raw.networks))),
+      vms: new Set(Object.keys(asRecord(raw.vms))),
+    });
     return { topology: null, diagnostics };
   }
-  semanticRules(result.data, emit);
+  semanticRules(result.data, emit, null);
   return {
     topology: diagnostics.some((d) => d.severity === "error") ? null : result.data,
     diagnostics,
@@ -200,8 +207,34 @@ function schemaIssue(issue: z.core.$ZodIssue, data: unknown, emit: Emit): void {
 
 const isMulticastMac = (mac: string) => (Number.parseInt(mac.slice(0, 2), 16) & 1) === 1;
 
-/** Rules the schema cannot express: addresses, references, uniqueness, capacity. */
-function semanticRules(t: Topology, emit: Emit): void {
+const asRecord = (v: unknown): Record<string, unknown> =>
+  v && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+
+/** The entries of a file that failed the schema whose own shape is right, for the semantic rules. */
+function partialTopology(raw: Record<string, unknown>): Topology {
+  const pick = <T>(v: unknown, schema: z.ZodType<T>): Record<string, T> =>
+    Object.fromEntries(
+      Object.entries(asRecord(v)).flatMap(([k, e]) => {
+        const r = schema.safeParse(e);
+        return NAME_RE.test(k) && r.success ? [[k, r.data]] : [];
+      }),
+    );
+  return {
+    name: typeof raw.name === "string" ? raw.name : "lab",
+    networks: pick(raw.networks, NetworkSchema),
+    vms: pick(raw.vms, VmSchema),
+  };
+}
+
+/**
+ * Rules the schema cannot express. `known` holds every name in the file when only a partial topology is
+ * checked: a reference to a network or VM that exists but failed the schema is not reported again.
+ */
+function semanticRules(
+  t: Topology,
+  emit: Emit,
+  known: { networks: Set<string>; vms: Set<string> } | null,
+): void {
   const subnets = new Map<string, Subnet>();
   const gateways = new Map<string, number | null>();
   const ifnames = new Map<string, string>();
@@ -310,10 +343,12 @@ function semanticRules(t: Topology, emit: Emit): void {
       const p: PathSegment[] = [...base, "nics", i];
       const net = t.networks[nic.network];
       if (!net) {
-        const guess = didYouMean(nic.network, Object.keys(t.networks));
+        if (known?.networks.has(nic.network)) return;
+        const defined = known ? [...known.networks] : Object.keys(t.networks);
+        const guess = didYouMean(nic.network, defined);
         emit(
           [...p, "network"],
-          `unknown network ${show(nic.network)}${guess ? ` (did you mean "${guess}"?)` : ""}; defined: ${Object.keys(t.networks).join(", ") || "none"}`,
+          `unknown network ${show(nic.network)}${guess ? ` (did you mean "${guess}"?)` : ""}; defined: ${defined.join(", ") || "none"}`,
         );
         return;
       }
@@ -432,6 +467,7 @@ function semanticRules(t: Topology, emit: Emit): void {
       if (spec.type === "bridge") {
         const target = fw.vm ? t.vms[fw.vm] : undefined;
         if (!target) {
+          if (known?.vms.has(fw.vm ?? "")) return;
           const guess = didYouMean(fw.vm ?? "", Object.keys(t.vms));
           emit(
             path,

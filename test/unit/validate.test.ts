@@ -608,3 +608,22 @@ describe("validation: warnings and collection", () => {
     }
   });
 });
+
+describe("errors of both passes at once", () => {
+  test("reports shape errors and the semantic errors of the entries whose shape is right", () => {
+    const text = `name: lab
+networks:
+  lan: { type: bridge, subnet: 10.0.2.0/24, bogus: 1 }
+  wan: { type: bridge, subnet: 10.0.3.0/24 }
+vms:
+  vm0: { nics: [{ network: lan, ip: 10.0.2.2 }], memory: "x" }
+  vm1: { nics: [{ network: wan, ip: 10.0.9.9 }, { network: nope }, { network: lan }] }
+`;
+    const errs = errorsOf(text);
+    assert.deepEqual(
+      errs.map((d) => d.path),
+      ["networks.lan.bogus", "vms.vm0.memory", "vms.vm1.nics[0].ip", "vms.vm1.nics[1].network"],
+    );
+    assert.match(errs[3]!.message, /unknown network "nope".*defined: lan, wan/);
+  });
+});
