@@ -14,7 +14,7 @@ export interface Parsed {
 }
 
 /** Largest topology file accepted, in bytes: far beyond any real lab, small enough to parse quickly. */
-export const MAX_FILE_BYTES = 8 * 1024 * 1024;
+export const MAX_FILE_BYTES = 2 * 1024 * 1024;
 
 /** Longest path segment shown as is; longer ones (never valid names) are cut so a message stays short. */
 const MAX_SEGMENT = 64;
