@@ -64,7 +64,8 @@ export async function attachConsole(stateDir: string, lab: Lab, vm: string): Pro
   await new Promise<void>((resolve) => {
     const done = () => {
       if (raw) stdin.setRawMode(false);
-      stdin.pause();
+      // Release stdin entirely, or a piped stdin keeps the process alive after detaching.
+      stdin.destroy();
       stdin.off("data", onData);
       sock.destroy();
       resolve();

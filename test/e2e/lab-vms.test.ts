@@ -1,8 +1,11 @@
 // The seed's sections 3 and 1 for real: two built-in guests on a private bridge, and a user-network forward.
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
 import { REPO_ROOT } from "../helpers/golden.js";
+import { CLI } from "../helpers/topology.js";
 import { addNetns, delNetns, httpGet, qemuPids, qnetEnv, sh, snapshot } from "./helpers/netns.js";
 
 const example = (name: string) => join(REPO_ROOT, "examples", `${name}.yaml`);
@@ -66,6 +69,26 @@ describe("private-lan: two VMs on a private bridge", () => {
         ["vm1", "present"],
       ],
     );
+  });
+
+  test("console: a command typed on the serial console runs, and Ctrl-] detaches", async () => {
+    const child = spawn(
+      process.execPath,
+      [CLI, "console", "--state-dir", env.stateRoot, "lab", "vm0"],
+      {
+        stdio: ["pipe", "pipe", "pipe"],
+      },
+    );
+    let out = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+    child.stdin.write("\necho console-$((6*7))\n");
+    for (let i = 0; i < 50 && !out.includes("console-42"); i++) await sleep(100);
+    child.stdin.write(Buffer.from([0x1d]));
+    assert.equal(await exited, 0);
+    assert.match(out, /console-42/);
   });
 
   test("down leaves the namespace as it was and no QEMU behind", () => {
