@@ -1,7 +1,15 @@
 // NAT and port forwards on the host: the sysctls they need (journaled) and the lab's nftables table.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { type NatFacts, natNeeds, nftTable, renderNftRuleset } from "../render/nftables.js";
+import { collides, describeProcs, type Listener, parseSs } from "../doctor/ss-parse.js";
+import { UserError } from "../errors.js";
+import {
+  bridgeNetworks,
+  type NatFacts,
+  natNeeds,
+  nftTable,
+  renderNftRuleset,
+} from "../render/nftables.js";
 import type { LabContext } from "./context.js";
 import { writeFileAtomic } from "./files.js";
 import type { Runner } from "./runner.js";
@@ -73,6 +81,36 @@ export async function applySysctls(ctx: LabContext): Promise<PhaseResult> {
   return { changed, notes };
 }
 
+/**
+ * Refuse forwards whose host port a process in the namespace already listens on: the DNAT rule would
+ * silently shadow that service (connections to it would reach the VM instead).
+ */
+export async function checkForwardPorts(ctx: LabContext): Promise<void> {
+  const forwards = bridgeNetworks(ctx.lab).flatMap((n) => n.forwards.map((f) => ({ n, f })));
+  if (forwards.length === 0) return;
+  const listeners: Listener[] = [];
+  for (const proto of ["tcp", "udp"] as const) {
+    const r = await ctx.runner.run(["ss", "-H", proto === "tcp" ? "-tlnp" : "-ulnp"], {
+      allowFail: true,
+    });
+    if (r.exitCode === 0) listeners.push(...parseSs(r.stdout, proto));
+  }
+  const hits = forwards.flatMap(({ n, f }) =>
+    listeners
+      .filter((l) => collides(l, f.proto, f.hostAddr, f.hostPort))
+      .map(
+        (l) =>
+          `${f.spec} on ${n.name}: ${f.proto} port ${f.hostPort} is held by ${describeProcs(l)}`,
+      ),
+  );
+  if (hits.length > 0) {
+    throw new UserError(
+      `forward host port already in use${ctx.runner.netns ? ` in namespace ${ctx.runner.netns}` : ""}: ${hits.join("; ")}`,
+      "stop that listener or pick another host port for the forward (its DNAT rule would shadow the listener)",
+    );
+  }
+}
+
 /** Replace the lab's nftables table atomically; delete it when the lab needs none. */
 export async function applyNftTable(ctx: LabContext, facts?: NatFacts): Promise<PhaseResult> {
   const { family, table } = nftTable(ctx.lab.name);
@@ -100,6 +138,7 @@ export async function applyNftTable(ctx: LabContext, facts?: NatFacts): Promise<
     readFileSync(listingFile, "utf8") === current.stdout;
   if (same) return { changed: false, notes: [] };
 
+  await checkForwardPorts(ctx);
   ctx.journal.record({
     what: `nftables table ${family} ${table}`,
     undo: { kind: "nft-table", family, table },

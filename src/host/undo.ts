@@ -1,14 +1,15 @@
 // Takes changes back: one idempotent handler per Undo kind; `downLab` replays a lab's journal in reverse.
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { isAbsolute, join, normalize, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, normalize, resolve } from "node:path";
 import { CommandError, UserError } from "../errors.js";
+import { natNeeds } from "../render/nftables.js";
 import { writeFileAtomic } from "./files.js";
 import { parseIpJson } from "./iproute2.js";
 import { Journal, type JournalEntry, type Undo } from "./journal.js";
 import { netnsExists } from "./netns.js";
 import { qmpQuit } from "./qmp.js";
 import { ProcessRunner, type Runner } from "./runner.js";
-import { labNetns } from "./state.js";
+import { labNetns, listLabs, readLabRecord } from "./state.js";
 
 export interface UndoEnv {
   /** Runs commands in the lab's namespace (if any). */
@@ -166,15 +167,50 @@ async function waitGone(pid: number, ms: number): Promise<boolean> {
   return !pidAlive(pid);
 }
 
+/** PIDs whose argv holds the pidfile path or the match string as a whole argument (ours, by construction). */
+function pidsByArgv(u: Extract<Undo, { kind: "process" }>): number[] {
+  const out: number[] = [];
+  for (const pid of readdirSync("/proc")) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+      if (argv.includes(u.pidfile) || argv.includes(u.match)) out.push(Number(pid));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * No pidfile: the process may still be starting (an `up` killed right after spawning QEMU, which writes
+ * its pidfile only once it has daemonized). Kill whatever carries our pidfile path or match in its argv,
+ * again until none is left (a daemonizing parent may fork while we look).
+ */
+async function killStarting(u: Extract<Undo, { kind: "process" }>): Promise<void> {
+  for (let round = 0; round < 20; round++) {
+    const pids = pidsByArgv(u);
+    if (pids.length === 0) return;
+    for (const pid of pids) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {}
+    }
+    for (const pid of pids) await waitGone(pid, 2_000);
+    await sleep(50);
+  }
+  throw new Error(`processes of ${u.match} kept reappearing`);
+}
+
 async function undoProcess(u: Extract<Undo, { kind: "process" }>): Promise<void> {
   let text: string;
   try {
     text = readFileSync(u.pidfile, "utf8").trim();
   } catch {
-    return; // never started, or cleaned up
+    return killStarting(u); // never started, still starting, or cleaned up
   }
   const pid = Number(text.split(/\s+/)[0]);
-  if (!Number.isInteger(pid) || pid <= 1) return;
+  if (!Number.isInteger(pid) || pid <= 1) return killStarting(u); // a pidfile not yet written
   let cmdline: string;
   try {
     cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
@@ -215,11 +251,33 @@ async function undoNftTable(u: Extract<Undo, { kind: "nft-table" }>, env: UndoEn
   }
 }
 
+/**
+ * IPv4 forwarding is one switch per namespace, shared by every lab there. When another lab of the same
+ * state root and namespace still needs it, leave it on and give the restore to that lab's journal, so
+ * one lab's `down` never breaks another's NAT and the last one out restores the old value.
+ */
+function handOverSysctl(u: Extract<Undo, { kind: "sysctl" }>, env: UndoEnv): boolean {
+  if (u.key !== "net.ipv4.ip_forward") return false;
+  const me = resolve(env.stateDir);
+  const heir = listLabs(dirname(me)).find((l) => {
+    if (l.dir === me || l.netns !== env.runner.netns) return false;
+    const rec = readLabRecord(l.dir);
+    return rec !== null && natNeeds(rec.lab).ipForward;
+  });
+  if (!heir) return false;
+  new Journal(heir.dir).record({
+    what: `restore ${u.key}=${u.value} (handed over by lab ${basename(me)})`,
+    undo: u,
+  });
+  return true;
+}
+
 async function undoSysctl(u: Extract<Undo, { kind: "sysctl" }>, env: UndoEnv): Promise<void> {
   if (!/^[A-Za-z0-9_.\-/]+$/.test(u.key) || /[\n\0]/.test(u.value)) {
     throw new Error(`refusing odd sysctl undo ${JSON.stringify(u)}`);
   }
   if (env.runner.netns && !netnsExists(env.runner.netns)) return;
+  if (handOverSysctl(u, env)) return;
   await env.runner.run(["sysctl", "-q", "-w", `${u.key}=${u.value}`]);
 }
 

@@ -15,9 +15,10 @@ import { ProcessRunner } from "../host/runner.js";
 import { openLabState, saveLabRecord } from "../host/state.js";
 import { runUndos } from "../host/undo.js";
 import "../host/undo-handlers.js";
+import { livePid } from "../host/pidfile.js";
 import { applyServices } from "../host/services.js";
 import { applyBridgedNetworks } from "../host/uplink.js";
-import { launchVm } from "../host/vm.js";
+import { launchVm, vmProcessTag } from "../host/vm.js";
 import type { Lab } from "../model/lab.js";
 import { builtinAppend } from "./guest-boot.js";
 import { vmFiles, vmRuntime } from "./paths.js";
@@ -117,6 +118,13 @@ async function runPhases(ctx: LabContext, opts: UpOptions, result: UpResult): Pr
   progress("host network: observing and applying");
   const host = await applyHostNetwork(ctx);
   result.changes.push(...host.actions.map((a) => a.what));
+  // A VM still running on a tap that was deleted and is now made anew holds the dead one: restart it.
+  const madeLinks = new Set(
+    host.actions.flatMap((a) => (a.undo?.kind === "link" ? [a.undo.name] : [])),
+  );
+  const reattach = new Set(
+    lab.vms.filter((v) => v.nics.some((n) => n.tap && madeLinks.has(n.tap))).map((v) => v.name),
+  );
 
   if (lab.networks.some((n) => n.type === "bridged")) {
     progress("LAN bridging: moving uplinks");
@@ -135,10 +143,15 @@ async function runPhases(ctx: LabContext, opts: UpOptions, result: UpResult): Pr
   }
 
   if (opts.noVms || lab.vms.length === 0) return;
-  await startVms(ctx, opts, result);
+  await startVms(ctx, opts, result, reattach);
 }
 
-async function startVms(ctx: LabContext, opts: UpOptions, result: UpResult): Promise<void> {
+async function startVms(
+  ctx: LabContext,
+  opts: UpOptions,
+  result: UpResult,
+  reattach: Set<string>,
+): Promise<void> {
   const { lab, progress } = ctx;
   const builtinVms = lab.vms.filter((v) => v.guest.kind === "builtin");
   let builtin = { kernel: "", initrd: "" };
@@ -161,6 +174,21 @@ async function startVms(ctx: LabContext, opts: UpOptions, result: UpResult): Pro
           join(ctx.stateDir, "vm"),
         );
       const rt = vmRuntime(ctx.stateDir, vm, { ...builtin, append: builtinAppend(lab, vm) });
+      const f = vmFiles(ctx.stateDir, vm.name);
+      const tag = vmProcessTag(lab.name, vm.name);
+      if (reattach.has(vm.name) && livePid(f.pidfile, tag) !== null) {
+        progress(`VM ${vm.name}: its tap was recreated; restarting it to attach the new one`);
+        const r = await runUndos(
+          [
+            {
+              what: `stop VM ${vm.name}`,
+              undo: { kind: "process", pidfile: f.pidfile, match: tag, qmp: f.qmp },
+            },
+          ],
+          { runner: ctx.runner, stateDir: ctx.stateDir },
+        );
+        if (r.errors.length) throw r.errors[0];
+      }
       started[vm.name] = await launchVm(ctx, vm, rt);
       progress(`VM ${vm.name}: ${started[vm.name] ? "started" : "already running"}`);
     }),
