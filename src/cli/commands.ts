@@ -1,4 +1,5 @@
 // Every qnet command: its flags, help with an example, and the library call it makes.
+import { existsSync } from "node:fs";
 import type { Command } from "commander";
 import { exitCodeFor, renderDoctorTable, runDoctor } from "../doctor/index.js";
 import { EXIT, formatArgv, formatDiagnostic, UserError } from "../errors.js";
@@ -6,7 +7,14 @@ import { detectFacts } from "../host/facts.js";
 import { observeHost } from "../host/iproute2.js";
 import { netnsExists } from "../host/netns.js";
 import { ProcessRunner } from "../host/runner.js";
-import { DEFAULT_STATE_ROOT, labStateDir } from "../host/state.js";
+import {
+  DEFAULT_STATE_ROOT,
+  labStateDir,
+  listLabs,
+  readLabRecord,
+  recordNetns,
+} from "../host/state.js";
+import { readLiveLab, toDiagramState } from "../lab/live.js";
 import { plannedChanges } from "../lab/plan-changes.js";
 import { planView, renderPlanText } from "../lab/plan-view.js";
 import { renderAscii, renderDot, renderMermaid } from "../render/diagram.js";
@@ -124,17 +132,24 @@ function registerFileCommands(program: Command): void {
 
   program
     .command("diagram")
-    .description("draw the topology (ASCII by default, or Mermaid or Graphviz DOT)")
-    .argument("<file>", "topology file")
+    .description(
+      "draw the topology (ASCII by default, or Mermaid or Graphviz DOT); for a lab that is up, with its live state",
+    )
+    .argument(
+      "<file|lab>",
+      "topology file, or the name of a lab that is up (shows VMs up/down and their addresses)",
+    )
     .option("--format <format>", "ascii, mermaid or dot", "ascii")
+    .option("--state-dir <dir>", "state root (for a lab name)", DEFAULT_STATE_ROOT)
     .addHelpText(
       "after",
       examples(
         "qnet diagram examples/private-lan.yaml",
+        "qnet diagram lab   # a running lab: [up 10.0.2.2/24] or [down] per VM",
         "qnet diagram lab.yaml --format dot | dot -Tpng > lab.png",
       ),
     )
-    .action((file: string, o: { format: string }) => {
+    .action(async (file: string, o: { format: string; stateDir: string }) => {
       const render = { ascii: renderAscii, mermaid: renderMermaid, dot: renderDot }[o.format];
       if (!render)
         throw new UserError(
@@ -142,10 +157,36 @@ function registerFileCommands(program: Command): void {
           "use ascii, mermaid or dot",
           EXIT.usage,
         );
+      const running = existsSync(file) ? null : runningLabRecord(o.stateDir, file);
+      if (running) {
+        const live = await readLiveLab(running.dir, running.record.lab);
+        // `up --netns` puts a lab in a namespace its file does not name: show where it runs.
+        const lab = { ...running.record.lab, netns: recordNetns(running.record) };
+        process.stdout.write(render(lab, toDiagramState(live)));
+        return;
+      }
+      if (!existsSync(file) && !/[./]/.test(file))
+        throw new UserError(
+          `no topology file and no lab that is up named "${file}"`,
+          `labs that are up: ${
+            listLabs(o.stateDir)
+              .map((l) => l.name)
+              .join(", ") || "none"
+          } (state root ${o.stateDir})`,
+          EXIT.usage,
+        );
       const { lab, warnings } = readTopology(file);
       warn(warnings, false);
       process.stdout.write(render(lab));
     });
+}
+
+/** The record of a lab that is up under `stateRoot`, or null (not a lab name, or not up). */
+function runningLabRecord(stateRoot: string, name: string) {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) return null;
+  const dir = labStateDir(stateRoot, name);
+  const record = readLabRecord(dir);
+  return record ? { dir, record } : null;
 }
 
 export function registerDoctor(program: Command): void {

@@ -8,6 +8,7 @@ import { attachConsole, execInVm } from "../lab/access.js";
 import { down } from "../lab/down.js";
 import { fullStatus, renderStatusTable } from "../lab/status.js";
 import { up } from "../lab/up.js";
+import { registerCheckCommands } from "./check-commands.js";
 import { printJson, readTopology } from "./io.js";
 
 const examples = (...lines: string[]) =>
@@ -235,4 +236,5 @@ export function registerLabCommands(program: Command): void {
           `kernel: ${g.kernel}\ninitrd: ${g.initrd}\n${g.cached ? "(from the cache)" : "(built)"}\n`,
         );
     });
+  registerCheckCommands(program);
 }
