@@ -211,13 +211,14 @@ async function undoProcess(u: Extract<Undo, { kind: "process" }>): Promise<void>
   }
   const pid = Number(text.split(/\s+/)[0]);
   if (!Number.isInteger(pid) || pid <= 1) return killStarting(u); // a pidfile not yet written
-  let cmdline: string;
+  let argv: string[];
   try {
-    cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+    argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
   } catch {
     return; // gone
   }
-  if (!cmdline.includes(u.match)) return; // the PID was reused by something else: not ours
+  // `match` is one whole argument of the process qnet started; a reused PID does not have it.
+  if (!argv.includes(u.match)) return;
   if (u.qmp && existsSync(u.qmp)) {
     try {
       await qmpQuit(u.qmp, 3_000);

@@ -7,7 +7,7 @@ import { UserError } from "../errors.js";
 import { vmFiles } from "../lab/paths.js";
 import type { Lab, Vm } from "../model/lab.js";
 import type { VmRuntime } from "../render/qemu-args.js";
-import { vmArgv } from "../render/qemu-args.js";
+import { qemuNameArg, vmArgv } from "../render/qemu-args.js";
 import type { LabContext } from "./context.js";
 import { livePid } from "./pidfile.js";
 import { qmpQueryStatus } from "./qmp.js";
@@ -15,7 +15,7 @@ import { inNetns } from "./runner.js";
 
 /** The string in QEMU's argv (`-name …,process=`) that proves a PID is this lab's VM. */
 export function vmProcessTag(lab: string, vm: string): string {
-  return `process=qnet-${lab}-${vm}`;
+  return qemuNameArg(lab, vm);
 }
 
 export type VmState = "running" | "paused" | "stopped" | "unknown";

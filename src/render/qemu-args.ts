@@ -79,14 +79,21 @@ export interface VmRuntime {
     | { kind: "disk"; disk: string; seed: string | null };
 }
 
+/**
+ * The `-name` value of a lab's VM. Lab and VM names cannot hold `:`, so this one argv element names
+ * exactly one VM of one lab: qnet recognises its QEMU processes by it (lab `a` VM `b-c` and lab `a-b`
+ * VM `c` differ here, where a `-` separator would not).
+ */
+export function qemuNameArg(lab: string, vm: string): string {
+  return `guest=${lab}:${vm},process=qnet:${lab}:${vm}`;
+}
+
 /** The full argv qnet launches for a VM (binary first). Deterministic for the same inputs. */
 export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): string[] {
   const argv = [
     vm.qemu.binary,
     "-name",
-    qemuOpts(`guest=${qemuValue(`${lab.name}-${vm.name}`)}`, [
-      ["process", `qnet-${lab.name}-${vm.name}`],
-    ]),
+    qemuNameArg(lab.name, vm.name),
     "-nodefaults",
     "-no-user-config",
     // A guest that panics or reboots ends its QEMU process, so status shows it stopped.

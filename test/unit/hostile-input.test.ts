@@ -142,7 +142,7 @@ function checkAccepted(lab: Lab, stateDir: string): void {
       }
       assert.equal(
         parseQemuOpts(argv[argv.indexOf("-name") + 1]!).head,
-        `guest=${lab.name}-${vm.name}`,
+        `guest=${lab.name}:${vm.name}`,
       );
     }
   }

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { after, describe, test } from "node:test";
 import { vmRuntime } from "../../src/lab/paths.js";
 import type { HostFacts, Lab, Vm } from "../../src/model/lab.js";
-import { networkArgs, vmArgv } from "../../src/render/qemu-args.js";
+import { networkArgs, qemuNameArg, vmArgv } from "../../src/render/qemu-args.js";
 import { qemuOpts, qemuValue } from "../../src/render/qemu-escape.js";
 import { REPO_ROOT } from "../helpers/golden.js";
 import { parseQemuOpts } from "../helpers/qemu-opts.js";
@@ -213,10 +213,13 @@ describe("QEMU option escaping", () => {
       argv.slice(argv.indexOf("-netdev"), argv.indexOf("-netdev") + 8),
     );
   });
-  test("the -name option reads back to guest=<lab>-<vm> and process=qnet-<lab>-<vm>", () => {
+  test("the -name option reads back to guest=<lab>:<vm> and process=qnet:<lab>:<vm>", () => {
     const { argv } = hostile("");
     const name = parseQemuOpts(argv[argv.indexOf("-name") + 1]!);
-    assert.deepEqual(name, { head: "guest=lab-vm0", pairs: [["process", "qnet-lab-vm0"]] });
+    assert.deepEqual(name, { head: "guest=lab:vm0", pairs: [["process", "qnet:lab:vm0"]] });
+  });
+  test("the -name of lab a's VM b-c differs from lab a-b's VM c (one argv element names one VM)", () => {
+    assert.notEqual(qemuNameArg("a", "b-c"), qemuNameArg("a-b", "c"));
   });
   test("the full argv is deterministic for the same inputs", () => {
     assert.deepEqual(hostile("").argv, hostile("").argv);

@@ -77,7 +77,7 @@ export function pidsMatching(needle: string): number[] {
 
 /** The QEMU of one VM of a lab under `stateRoot`: its exact `process=` tag and its pidfile there. */
 export function vmPid(stateRoot: string, lab: string, vm: string): number | null {
-  const tag = `process=qnet-${lab}-${vm}`;
+  const tag = `process=qnet:${lab}:${vm}`;
   const pidfile = join(stateRoot, lab, "vm", `${vm}.pid`);
   for (const pid of pidsMatching(pidfile)) {
     try {

@@ -61,7 +61,7 @@ export function qnetEnv(): {
 
 /** QEMU processes of a lab (found by the -name process= tag qnet gives them). */
 export function qemuPids(lab: string): number[] {
-  const r = spawnSync("pgrep", ["-f", `process=qnet-${lab}-`], { encoding: "utf8" });
+  const r = spawnSync("pgrep", ["-f", `process=qnet:${lab}:`], { encoding: "utf8" });
   return r.stdout.split("\n").filter(Boolean).map(Number);
 }
 
