@@ -1,5 +1,6 @@
 // NAT and port forwards on the host: the sysctls they need (journaled) and the lab's nftables table.
 import { existsSync, readFileSync } from "node:fs";
+import { release } from "node:os";
 import { join } from "node:path";
 import { collides, describeProcs, type Listener, parseSs } from "../doctor/ss-parse.js";
 import { UserError } from "../errors.js";
@@ -78,7 +79,32 @@ export async function applySysctls(ctx: LabContext): Promise<PhaseResult> {
       notes.push(`route_localnet=1 on ${br} (forwards bound to 127.0.0.1)`);
     }
   }
+  if (
+    ctx.runner.netns &&
+    bridgeNfSysctlsPerNetns() &&
+    ctx.lab.networks.some((n) => n.type !== "user")
+  ) {
+    // With br_netfilter loaded, bridged frames go through iptables when the namespace's
+    // bridge-nf-call-* is 1, and a bridge's own nf_call_* = 0 cannot turn that off (the kernel ORs
+    // them). Inside the lab's own namespace (per-namespace since Linux 5.3) qnet turns them off, so a
+    // FORWARD drop there cannot eat VM-to-VM frames; on the host's namespace it leaves them alone.
+    for (const leaf of ["iptables", "ip6tables", "arptables"]) {
+      const key = `net.bridge.bridge-nf-call-${leaf}`;
+      const r = await ctx.runner.run(["sysctl", "-n", key], { allowFail: true });
+      if (r.exitCode !== 0) continue; // br_netfilter not loaded: nothing filters bridged frames
+      if (await ensureSysctl(ctx, key, "0")) {
+        changed = true;
+        notes.push(`${key}=0 in namespace ${ctx.runner.netns} (bridged frames skip iptables)`);
+      }
+    }
+  }
   return { changed, notes };
+}
+
+/** br_netfilter's sysctls belong to each network namespace from Linux 5.3 on. */
+export function bridgeNfSysctlsPerNetns(kernel = release()): boolean {
+  const [major = 0, minor = 0] = kernel.split(/[.-]/).map(Number);
+  return major > 5 || (major === 5 && minor >= 3);
 }
 
 /**
