@@ -1,24 +1,8 @@
 // `qnet check LAB`: the connectivity matrix of a running lab, for people (table) or programs (--json).
 import type { Command } from "commander";
-import { EXIT, UserError } from "../errors.js";
-import { DEFAULT_STATE_ROOT, labStateDir, listLabs, readLabRecord } from "../host/state.js";
-import { checkLab } from "../lab/check.js";
-import { renderCheckTable } from "../lab/check-render.js";
-import { printJson } from "./io.js";
-
-/** The state directory of a lab that is up, or a usage error naming the labs that are. */
-export function upLabDir(stateRoot: string, name: string): string {
-  const dir = labStateDir(stateRoot, name);
-  if (!readLabRecord(dir)) {
-    const known = listLabs(stateRoot).map((l) => l.name);
-    throw new UserError(
-      `no lab named "${name}" is up`,
-      known.length ? `known labs: ${known.join(", ")}` : "start one with `qnet up FILE`",
-      EXIT.usage,
-    );
-  }
-  return dir;
-}
+import { EXIT } from "../errors.js";
+import { DEFAULT_STATE_ROOT } from "../host/state.js";
+import { examples, printJson, runningLab } from "./io.js";
 
 export function registerCheckCommands(program: Command): void {
   program
@@ -32,10 +16,12 @@ export function registerCheckCommands(program: Command): void {
     .option("--json", "machine-readable report")
     .addHelpText(
       "after",
-      `\nExit code 1 when any pair fails.\n\nExamples:\n  $ qnet check lab\n  $ qnet check svc --target 192.0.2.1 --json | jq '.pairs[] | select(.status == "fail")'\n`,
+      `\nExit code 1 when any pair fails.\n${examples("qnet check lab", `qnet check svc --target 192.0.2.1 --json | jq '.pairs[] | select(.status == "fail")'`)}`,
     )
     .action(async (name: string, o: { stateDir: string; target?: string; json?: boolean }) => {
-      const dir = upLabDir(o.stateDir, name);
+      const { dir } = runningLab(o.stateDir, name);
+      const { checkLab } = await import("../lab/check.js");
+      const { renderCheckTable } = await import("../lab/check-render.js");
       const report = await checkLab(dir, { target: o.target ?? null });
       if (o.json) printJson(report);
       else process.stdout.write(renderCheckTable(report));

@@ -1,12 +1,7 @@
 // Every qnet command: its flags, help with an example, and the library call it makes.
 import { existsSync } from "node:fs";
 import type { Command } from "commander";
-import { exitCodeFor, renderDoctorTable, runDoctor } from "../doctor/index.js";
 import { EXIT, formatArgv, formatDiagnostic, UserError } from "../errors.js";
-import { detectFacts } from "../host/facts.js";
-import { observeHost } from "../host/iproute2.js";
-import { netnsExists } from "../host/netns.js";
-import { ProcessRunner } from "../host/runner.js";
 import {
   DEFAULT_STATE_ROOT,
   labStateDir,
@@ -14,18 +9,11 @@ import {
   readLabRecord,
   recordNetns,
 } from "../host/state.js";
-import { readLiveLab, toDiagramState } from "../lab/live.js";
-import { plannedChanges } from "../lab/plan-changes.js";
-import { planView, renderPlanText } from "../lab/plan-view.js";
-import { renderAscii, renderDot, renderMermaid } from "../render/diagram.js";
-import { networkArgs } from "../render/qemu-args.js";
-import { printJson, readTopology } from "./io.js";
+import type { Compiled } from "../load/compile.js";
+import { examples, printJson, readTopology } from "./io.js";
 import { registerLabCommands } from "./lab-commands.js";
 
-const examples = (...lines: string[]) =>
-  `\nExamples:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`;
-
-function warn(warnings: ReturnType<typeof readTopology>["warnings"], json: boolean) {
+function warn(warnings: Compiled["warnings"], json: boolean) {
   if (!json) for (const w of warnings) process.stderr.write(`${formatDiagnostic(w)}\n`);
 }
 
@@ -42,8 +30,8 @@ function registerFileCommands(program: Command): void {
     .argument("<file>", "topology file (YAML or JSON)")
     .option("--json", "print the resolved lab as JSON")
     .addHelpText("after", examples("qnet validate examples/private-lan.yaml"))
-    .action((file: string, o: { json?: boolean }) => {
-      const { lab, warnings } = readTopology(file);
+    .action(async (file: string, o: { json?: boolean }) => {
+      const { lab, warnings } = await readTopology(file);
       warn(warnings, !!o.json);
       if (o.json) printJson({ valid: true, lab, warnings });
       else
@@ -67,8 +55,14 @@ function registerFileCommands(program: Command): void {
       ),
     )
     .action(async (file: string, o: { json?: boolean; stateDir: string; netns?: string }) => {
-      const { lab, warnings } = readTopology(file);
+      const { lab, warnings } = await readTopology(file);
       warn(warnings, !!o.json);
+      const { observeHost } = await import("../host/iproute2.js");
+      const { netnsExists } = await import("../host/netns.js");
+      const { ProcessRunner } = await import("../host/runner.js");
+      const { detectFacts } = await import("../host/facts.js");
+      const { plannedChanges } = await import("../lab/plan-changes.js");
+      const { planView, renderPlanText } = await import("../lab/plan-view.js");
       const netns = o.netns ?? lab.netns;
       // A namespace that does not exist yet is empty: everything would be created.
       const snapshot =
@@ -102,8 +96,14 @@ function registerFileCommands(program: Command): void {
       ),
     )
     .action(
-      (file: string, vmName: string, o: { shell?: boolean; json?: boolean; vhost?: string }) => {
-        const { lab, warnings } = readTopology(file);
+      async (
+        file: string,
+        vmName: string,
+        o: { shell?: boolean; json?: boolean; vhost?: string },
+      ) => {
+        const { detectFacts } = await import("../host/facts.js");
+        const { networkArgs } = await import("../render/qemu-args.js");
+        const { lab, warnings } = await readTopology(file);
         warn(warnings, !!o.json);
         const vm = lab.vms.find((v) => v.name === vmName);
         if (!vm) {
@@ -150,6 +150,7 @@ function registerFileCommands(program: Command): void {
       ),
     )
     .action(async (file: string, o: { format: string; stateDir: string }) => {
+      const { renderAscii, renderDot, renderMermaid } = await import("../render/diagram.js");
       const render = { ascii: renderAscii, mermaid: renderMermaid, dot: renderDot }[o.format];
       if (!render)
         throw new UserError(
@@ -159,6 +160,7 @@ function registerFileCommands(program: Command): void {
         );
       const running = existsSync(file) ? null : runningLabRecord(o.stateDir, file);
       if (running) {
+        const { readLiveLab, toDiagramState } = await import("../lab/live.js");
         const live = await readLiveLab(running.dir, running.record.lab);
         // `up --netns` puts a lab in a namespace its file does not name: show where it runs.
         const lab = { ...running.record.lab, netns: recordNetns(running.record) };
@@ -175,7 +177,7 @@ function registerFileCommands(program: Command): void {
           } (state root ${o.stateDir})`,
           EXIT.usage,
         );
-      const { lab, warnings } = readTopology(file);
+      const { lab, warnings } = await readTopology(file);
       warn(warnings, false);
       process.stdout.write(render(lab));
     });
@@ -210,7 +212,9 @@ export function registerDoctor(program: Command): void {
     )
     .action(
       async (file: string | undefined, o: { fix?: boolean; json?: boolean; netns?: string }) => {
-        const lab = file ? readTopology(file).lab : undefined;
+        const lab = file ? (await readTopology(file)).lab : undefined;
+        const { exitCodeFor, renderDoctorTable, runDoctor } = await import("../doctor/index.js");
+        const { ProcessRunner } = await import("../host/runner.js");
         const report = await runDoctor({
           ...(lab ? { lab } : {}),
           runner: new ProcessRunner(o.netns ?? lab?.netns ?? null),

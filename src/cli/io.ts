@@ -1,9 +1,11 @@
-// Reading topology files for the CLI, and printing for people or programs.
+// Shared CLI plumbing: reading topology files, finding running labs, printing for people or programs.
+// Heavy modules (the compiler: yaml and zod) load only when a command needs them, to keep start-up fast.
 import { readFileSync } from "node:fs";
 import { EXIT, UserError } from "../errors.js";
-import { type Compiled, compileTopology } from "../load/compile.js";
+import { labStateDir, listLabs, readLabRecord } from "../host/state.js";
+import type { Compiled } from "../load/compile.js";
 
-export function readTopology(path: string): Compiled {
+export async function readTopology(path: string): Promise<Compiled> {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -15,9 +17,29 @@ export function readTopology(path: string): Compiled {
       EXIT.usage,
     );
   }
+  const { compileTopology } = await import("../load/compile.js");
   return compileTopology(text, path);
+}
+
+/** The state directory and record of a lab that is up, or a usage error naming the labs that are. */
+export function runningLab(stateRoot: string, name: string) {
+  const dir = labStateDir(stateRoot, name);
+  const record = readLabRecord(dir);
+  if (!record) {
+    const known = listLabs(stateRoot).map((l) => l.name);
+    throw new UserError(
+      `no lab named "${name}" is up`,
+      known.length ? `known labs: ${known.join(", ")}` : "start one with `qnet up FILE`",
+      EXIT.usage,
+    );
+  }
+  return { dir, record };
 }
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 }
+
+/** The "Examples:" block of a command's --help. */
+export const examples = (...lines: string[]) =>
+  `\nExamples:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`;

@@ -1,39 +1,15 @@
 // Commands on running labs: up, down, status, exec, console, confirm, and building the built-in guest.
 import type { Command } from "commander";
 import { EXIT, UserError } from "../errors.js";
-import { buildGuest } from "../guest/build.js";
-import { DEFAULT_STATE_ROOT, labStateDir, listLabs, readLabRecord } from "../host/state.js";
-import { confirmLab } from "../host/uplink.js";
-import { attachConsole, execInVm } from "../lab/access.js";
-import { down } from "../lab/down.js";
-import { fullStatus, renderStatusTable } from "../lab/status.js";
-import { up } from "../lab/up.js";
+import { DEFAULT_STATE_ROOT, labStateDir, listLabs } from "../host/state.js";
 import { registerCheckCommands } from "./check-commands.js";
-import { printJson, readTopology } from "./io.js";
-
-const examples = (...lines: string[]) =>
-  `\nExamples:\n${lines.map((l) => `  $ ${l}`).join("\n")}\n`;
+import { examples, printJson, readTopology, runningLab } from "./io.js";
 
 function seconds(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0)
     throw new UserError(`"${v}" is not a number of seconds`, undefined, EXIT.usage);
   return n;
-}
-
-/** The state directory of a lab that is up (lab.json present), or a usage error naming the known labs. */
-function runningLab(stateRoot: string, name: string) {
-  const dir = labStateDir(stateRoot, name);
-  const record = readLabRecord(dir);
-  if (!record) {
-    const known = listLabs(stateRoot).map((l) => l.name);
-    throw new UserError(
-      `no lab named "${name}" is up`,
-      known.length ? `known labs: ${known.join(", ")}` : "start one with `qnet up FILE`",
-      EXIT.usage,
-    );
-  }
-  return { dir, record };
 }
 
 /** Progress lines go to stderr, so stdout stays clean for --json. */
@@ -88,10 +64,11 @@ export function registerLabCommands(program: Command): void {
           quiet?: boolean;
         },
       ) => {
-        const { lab, warnings } = readTopology(file);
+        const { lab, warnings } = await readTopology(file);
         const progress = progressTo(!!o.json || !!o.quiet);
         for (const w of warnings)
           progress(`${w.file}:${w.line}:${w.column}: warning: ${w.path}: ${w.message}`);
+        const { up } = await import("../lab/up.js");
         const r = await up(lab, {
           stateRoot: o.stateDir,
           netns: o.netns ?? null,
@@ -122,7 +99,8 @@ export function registerLabCommands(program: Command): void {
     .option("--json", "print the result as JSON")
     .addHelpText("after", examples("qnet down lab", "qnet down examples/private-lan.yaml"))
     .action(async (name: string, o: { stateDir: string; json?: boolean }) => {
-      const labName = /\.(ya?ml|json)$/.test(name) ? readTopology(name).lab.name : name;
+      const labName = /\.(ya?ml|json)$/.test(name) ? (await readTopology(name)).lab.name : name;
+      const { down } = await import("../lab/down.js");
       const r = await down(labName, { stateRoot: o.stateDir });
       if (o.json) printJson(r);
       else {
@@ -152,6 +130,7 @@ export function registerLabCommands(program: Command): void {
         return;
       }
       const { dir } = runningLab(o.stateDir, name);
+      const { fullStatus, renderStatusTable } = await import("../lab/status.js");
       const s = await fullStatus(dir);
       if (o.json) printJson(s);
       else process.stdout.write(renderStatusTable(s));
@@ -180,6 +159,7 @@ export function registerLabCommands(program: Command): void {
         o: { stateDir: string; timeout: number },
       ) => {
         const { dir, record } = runningLab(o.stateDir, name);
+        const { execInVm } = await import("../lab/access.js");
         const r = await execInVm(dir, record.lab, vm, command, { timeoutMs: o.timeout * 1000 });
         process.stdout.write(r.stdout);
         process.stderr.write(r.stderr);
@@ -196,6 +176,7 @@ export function registerLabCommands(program: Command): void {
     .addHelpText("after", examples("qnet console lab vm0"))
     .action(async (name: string, vm: string, o: { stateDir: string }) => {
       const { dir, record } = runningLab(o.stateDir, name);
+      const { attachConsole } = await import("../lab/access.js");
       await attachConsole(dir, record.lab, vm);
     });
 
@@ -204,7 +185,8 @@ export function registerLabCommands(program: Command): void {
     .description("keep a LAN uplink move started with `qnet up --confirm SECONDS`")
     .argument("<lab>", "lab name")
     .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
-    .action((name: string, o: { stateDir: string }) => {
+    .action(async (name: string, o: { stateDir: string }) => {
+      const { confirmLab } = await import("../host/uplink.js");
       confirmLab(labStateDir(o.stateDir, name));
       process.stdout.write(`lab ${name}: change confirmed\n`);
     });
@@ -224,6 +206,7 @@ export function registerLabCommands(program: Command): void {
       examples("qnet guest build", "qnet guest build --model e1000 virtio-net-pci"),
     )
     .action(async (o: { kernel?: string; modules?: string; model: string[]; json?: boolean }) => {
+      const { buildGuest } = await import("../guest/build.js");
       const g = await buildGuest({
         nicModels: o.model,
         ...(o.kernel ? { kernel: o.kernel } : {}),
