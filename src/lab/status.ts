@@ -1,5 +1,7 @@
 // `qnet status`: the labs qnet knows, and for one lab each object's state (links, services, VMs).
 
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { confArg } from "../host/dnsmasq.js";
 import { observeHost } from "../host/iproute2.js";
 import { netnsExists } from "../host/netns.js";
@@ -53,11 +55,20 @@ export async function fullStatus(stateDir: string): Promise<FullStatus> {
       base.netns && !netnsExists(base.netns)
         ? null
         : await runner.run(["nft", "list", "table", t.family, t.table], { allowFail: true });
+    // `up` saves the table as nft lists it: a difference means someone flushed or edited it.
+    const listing = join(stateDir, "nftables.listing");
+    const edited =
+      r?.exitCode === 0 && existsSync(listing) && readFileSync(listing, "utf8") !== r.stdout;
     objects.push({
       kind: "nft-table",
       name: `${t.family} ${t.table}`,
-      state: r?.exitCode === 0 ? "present" : "missing",
-      detail: r?.exitCode === 0 ? "NAT and forwards" : "table gone (flushed or deleted by hand)",
+      state: r?.exitCode !== 0 ? "missing" : edited ? "drifted" : "present",
+      detail:
+        r?.exitCode !== 0
+          ? "table gone (deleted by hand)"
+          : edited
+            ? "rules differ from what qnet loaded (flushed or edited by hand)"
+            : "NAT and forwards",
     });
   }
   const noVms = rec.options?.noVms === true;

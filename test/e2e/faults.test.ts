@@ -218,7 +218,7 @@ describe("drift in a running lab: status reports it, up repairs exactly that", (
     healthy();
   });
 
-  test("the nft table flushed: up restores its rules and touches no process", () => {
+  test("the nft table flushed: status says drifted; up restores its rules and touches no process", () => {
     const p = pids();
     sh(["ip", "netns", "exec", ns, "nft", "flush", "table", "ip", "qnet-svc"]);
     faults++;
@@ -226,7 +226,9 @@ describe("drift in a running lab: status reports it, up repairs exactly that", (
       sh(["ip", "netns", "exec", ns, "nft", "list", "table", "ip", "qnet-svc"]),
       /dnat/,
     );
+    assert.equal(states(statusOf(root, "svc"))["nft-table ip qnet-svc"], "drifted");
     up();
+    assert.equal(states(statusOf(root, "svc"))["nft-table ip qnet-svc"], "present");
     assert.match(sh(["ip", "netns", "exec", ns, "nft", "list", "table", "ip", "qnet-svc"]), /dnat/);
     assert.deepEqual(pids(), p);
   });
