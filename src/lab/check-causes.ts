@@ -67,7 +67,7 @@ function vmCause(r: PairResult, f: CauseFacts): string | null {
     const vm = f.lab.vms.find((x) => x.name === end.vm);
     const v = f.live.vms.find((x) => x.name === end.vm);
     for (const nic of vm?.nics.filter((n) => n.network === end.network) ?? []) {
-      const got = v?.nics?.find((n) => n.index === nic.index);
+      const got = v?.nics?.find((n) => n.nic === nic.index);
       if (!got || !nic.ip || nic.networkType === "bridged") continue;
       if (!got.ipv4.some((a) => a.split("/")[0] === nic.ip)) {
         const where = got.ifname ? `its interface ${got.ifname}` : "no interface with its MAC";

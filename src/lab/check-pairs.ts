@@ -53,7 +53,7 @@ function nicAddress(
 ): { address: string; blocked: string | null } {
   if (nic.networkType !== "bridged") return { address: nic.ip ?? "", blocked: null };
   const v = live.vms.find((x) => x.name === vm);
-  const n = v?.nics?.find((x) => x.index === nic.index);
+  const n = v?.nics?.find((x) => x.nic === nic.index);
   if (n?.ipv4.length) return { address: bare(n.ipv4[0]!), blocked: null };
   const why =
     v?.state !== "running"

@@ -32,7 +32,7 @@ function allUp(lab: Lab): LiveLab {
       detail: "QEMU running",
       agentError: null,
       nics: vm.nics.map((n) => ({
-        index: n.index,
+        nic: n.index,
         network: n.network,
         mac: n.mac,
         ifname: `eth${n.index}`,
