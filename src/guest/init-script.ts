@@ -161,11 +161,13 @@ find_iface() {
 }
 
 HOSTS_IP=127.0.1.1
+LINKS=""
 for nic in $NICS; do
   set -f; old_ifs=$IFS; IFS=,; set -- $nic; IFS=$old_ifs; set +f
   mac=$1; addr=$2; gw=$3
   if ! ifc=$(find_iface "$mac"); then echo "qnet: no interface with MAC $mac"; continue; fi
   ip link set "$ifc" up
+  LINKS="$LINKS $ifc"
   case "$addr" in
     dhcp)
       udhcpc -i "$ifc" -t 20 -T 1 -A 1 -b -S -s ${GUEST_UDHCPC_SCRIPT} -x "hostname:$HOSTNAME" \\
@@ -178,6 +180,14 @@ for nic in $NICS; do
       if [ -n "$gw" ]; then ip route add default via "$gw" dev "$ifc" 2>/dev/null; fi
       ;;
   esac
+done
+
+# Ready means reachable: wait (5 s at most in all) for each link's carrier; e1000 takes about 2 s.
+tries=0
+for ifc in $LINKS; do
+  while [ $tries -lt 50 ] && [ "$(cat "/sys/class/net/$ifc/carrier" 2>/dev/null)" != 1 ]; do
+    tries=$((tries + 1)); sleep 0.1
+  done
 done
 
 cat > /etc/hosts <<EOF
