@@ -1,6 +1,18 @@
 // `dns: host`: keeps the lab's block in the hosts file the host (or the lab's namespace) resolves with.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { removeHostsBlock, renderHostsBlock, withHostsBlock } from "../render/hosts-block.js";
 import type { LabContext } from "./context.js";
 import { writeFileAtomic } from "./files.js";
@@ -12,8 +24,6 @@ interface HostsUndo {
   lab: string;
   /** qnet created the file (a namespace's /etc/netns/NS/hosts): delete it rather than edit it. */
   created: boolean;
-  /** qnet created its directory too (/etc/netns/NS): removed when empty. */
-  createdDir?: boolean;
 }
 
 /**
@@ -38,7 +48,6 @@ export async function applyHostsFile(ctx: LabContext, etc = "/etc"): Promise<Pha
       path,
       lab: ctx.lab.name,
       created: !exists,
-      createdDir: !existsSync(dirname(path)),
     };
     ctx.journal.record({
       what: `add the lab's names to ${path}`,
@@ -46,21 +55,46 @@ export async function applyHostsFile(ctx: LabContext, etc = "/etc"): Promise<Pha
     });
   }
   mkdirSync(dirname(path), { recursive: true });
-  writeFileAtomic(path, next, 0o644);
+  writeHosts(path, next, exists);
   return { changed: true, notes: [`host resolves the lab's VMs by name (${path})`] };
+}
+
+/**
+ * A file qnet made is replaced atomically; an existing one (/etc/hosts) is rewritten in place, since it
+ * may be a bind mount (containers) or a symlink whose target, owner and label must stay.
+ */
+function writeHosts(path: string, text: string, existing: boolean): void {
+  if (!existing) {
+    writeFileAtomic(path, text, 0o644);
+    return;
+  }
+  const fd = openSync(path, "r+");
+  try {
+    ftruncateSync(fd, 0);
+    writeSync(fd, text, 0);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 async function undoHostsBlock(data: unknown): Promise<void> {
   const u = data as HostsUndo;
   if (!existsSync(u.path)) return;
-  if (u.created) {
-    rmSync(u.path, { force: true });
-    if (u.createdDir && readdirSync(dirname(u.path)).length === 0) rmdirSync(dirname(u.path));
-    return;
-  }
   const text = readFileSync(u.path, "utf8");
   const next = removeHostsBlock(text, u.lab);
-  if (next !== text) writeFileAtomic(u.path, next, 0o644);
+  // A namespace's hosts file that qnet made (as a copy of /etc/hosts) goes once no lab's block is left
+  // in it: labs may share a namespace, and the last one out removes it, whoever created it.
+  const inNetnsDir = basename(dirname(dirname(u.path))) === "netns";
+  const madeByQnet =
+    u.created ||
+    (inNetnsDir && next === readFileSync(join(dirname(dirname(dirname(u.path))), "hosts"), "utf8"));
+  if (madeByQnet && !next.includes("# BEGIN qnet:")) {
+    rmSync(u.path, { force: true });
+    if (inNetnsDir && readdirSync(dirname(u.path)).length === 0) rmdirSync(dirname(u.path));
+    return;
+  }
+  if (next !== text) writeHosts(u.path, next, true);
 }
 
 registerUndoHandler("hosts-block", undoHostsBlock);

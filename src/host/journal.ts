@@ -56,6 +56,21 @@ export class Journal {
     if (this.killAfter !== null && this.seq >= this.killAfter) process.kill(process.pid, "SIGKILL");
   }
 
+  /**
+   * Record an entry that `down` takes back after every other one (the lowest sequence number): a
+   * namespace-wide change handed over by another lab must outlive this lab's own objects.
+   */
+  recordLast(entry: Omit<JournalEntry, "seq">): void {
+    const seq = Journal.read(this.dir).reduce((m, e) => Math.min(m, e.seq), 1) - 1;
+    const fd = openSync(join(this.dir, FILE), "a", 0o600);
+    try {
+      writeSync(fd, `${JSON.stringify({ seq, ...entry })}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   static read(dir: string): JournalEntry[] {
     const path = join(dir, FILE);
     if (!existsSync(path)) return [];

@@ -146,6 +146,7 @@ export function deleteLines(doomed: string[], observed: string): string[] {
 
 async function undoNetns(name: string, env: UndoEnv): Promise<void> {
   if (!netnsExists(name)) return;
+  if (handOver({ kind: "netns", name }, name, env)) return;
   await env.runner.run(["ip", "netns", "del", name], { hostNamespace: true });
 }
 
@@ -257,29 +258,44 @@ async function undoNftTable(u: Extract<Undo, { kind: "nft-table" }>, env: UndoEn
  * state root and namespace still needs it, leave it on and give the restore to that lab's journal, so
  * one lab's `down` never breaks another's NAT and the last one out restores the old value.
  */
-function handOverSysctl(u: Extract<Undo, { kind: "sysctl" }>, env: UndoEnv): boolean {
-  if (u.key !== "net.ipv4.ip_forward") return false;
+/**
+ * Namespace-wide changes (the namespace itself, ip_forward, bridge-nf-call-*) are shared by every lab in
+ * that namespace: while another lab of the same state root still runs there, its journal inherits the
+ * undo, and the last lab to go down takes the change back.
+ */
+function handOver(u: Undo, netns: string | null, env: UndoEnv): boolean {
   const me = resolve(env.stateDir);
   const heir = listLabs(dirname(me)).find((l) => {
-    if (l.dir === me || l.netns !== env.runner.netns) return false;
+    if (l.dir === me || l.netns !== netns) return false;
     const rec = readLabRecord(l.dir);
-    return rec !== null && natNeeds(rec.lab).ipForward;
+    if (rec === null) return false;
+    // ip_forward goes to a lab that routes; anything else to any lab still in the namespace.
+    return u.kind !== "sysctl" || u.key !== "net.ipv4.ip_forward" || natNeeds(rec.lab).ipForward;
   });
   if (!heir) return false;
-  new Journal(heir.dir).record({
-    what: `restore ${u.key}=${u.value} (handed over by lab ${basename(me)})`,
+  new Journal(heir.dir).recordLast({
+    what: `${u.kind === "netns" ? `delete network namespace ${u.name}` : `restore ${u.kind === "sysctl" ? `${u.key}=${u.value}` : u.kind}`} (handed over by lab ${basename(me)})`,
     undo: u,
   });
   return true;
 }
+
+/** A sysctl of the whole namespace, as opposed to one interface's (net.ipv4.conf.<if>.*). */
+const namespaceWide = (key: string) => !/^net\.ipv[46]\.conf\./.test(key);
 
 async function undoSysctl(u: Extract<Undo, { kind: "sysctl" }>, env: UndoEnv): Promise<void> {
   if (!/^[A-Za-z0-9_.\-/]+$/.test(u.key) || /[\n\0]/.test(u.value)) {
     throw new Error(`refusing odd sysctl undo ${JSON.stringify(u)}`);
   }
   if (env.runner.netns && !netnsExists(env.runner.netns)) return;
-  if (handOverSysctl(u, env)) return;
-  await env.runner.run(["sysctl", "-q", "-w", `${u.key}=${u.value}`]);
+  if (namespaceWide(u.key) && handOver(u, env.runner.netns, env)) return;
+  const r = await env.runner.run(["sysctl", "-q", "-w", `${u.key}=${u.value}`], {
+    allowFail: true,
+  });
+  // An interface's setting is gone with the interface (a bridge deleted by hand): nothing to restore.
+  if (r.exitCode !== 0 && !(!namespaceWide(u.key) && /cannot stat|No such file/i.test(r.stderr))) {
+    throw new CommandError(["sysctl", "-q", "-w", `${u.key}=${u.value}`], r.exitCode, r.stderr);
+  }
 }
 
 function undoPath(path: string, env: UndoEnv): void {

@@ -9,6 +9,7 @@ import type { Lab, Vm } from "../model/lab.js";
 import type { VmRuntime } from "../render/qemu-args.js";
 import { qemuNameArg, vmArgv } from "../render/qemu-args.js";
 import type { LabContext } from "./context.js";
+import type { Undo } from "./journal.js";
 import { livePid } from "./pidfile.js";
 import { qmpQueryStatus } from "./qmp.js";
 import { inNetns } from "./runner.js";
@@ -16,6 +17,12 @@ import { inNetns } from "./runner.js";
 /** The string in QEMU's argv (`-name …,process=`) that proves a PID is this lab's VM. */
 export function vmProcessTag(lab: string, vm: string): string {
   return qemuNameArg(lab, vm);
+}
+
+/** How to stop a lab's VM: QMP quit, then signals, only if its pidfile's PID still carries its -name. */
+export function vmStopUndo(stateDir: string, lab: string, vm: string): Undo {
+  const f = vmFiles(stateDir, vm);
+  return { kind: "process", pidfile: f.pidfile, match: vmProcessTag(lab, vm), qmp: f.qmp };
 }
 
 export type VmState = "running" | "paused" | "stopped" | "unknown";
@@ -64,11 +71,9 @@ export async function launchVm(ctx: LabContext, vm: Vm, rt: VmRuntime): Promise<
   const argv = inNetns(ctx.runner.netns, vmArgv(ctx.lab, vm, ctx.facts, rt));
   ctx.journal.record({
     what: `start VM ${vm.name}`,
-    undo: { kind: "process", pidfile: f.pidfile, match: tag, qmp: f.qmp },
+    undo: vmStopUndo(ctx.stateDir, ctx.lab.name, vm.name),
   });
   const fd = openSync(f.stderrLog, "w", 0o600);
-  // Sockets QEMU creates (QMP, guest agent, serial) get mode 0600: owner only.
-  const oldMask = process.umask(0o077);
   try {
     const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", fd, fd] });
     const exitCode = await new Promise<number | null>((resolve) => {
@@ -82,7 +87,8 @@ export async function launchVm(ctx: LabContext, vm: Vm, rt: VmRuntime): Promise<
         `full QEMU output: ${f.stderrLog}`,
       );
     }
-    // QEMU's -daemonize sets umask 027 before it creates its sockets: tighten them to owner-only.
+    // QEMU's -daemonize sets umask 027 before it creates its sockets: tighten them to owner-only
+    // (they sit in the 0700 state directory meanwhile).
     for (const path of [f.qmp, f.qga, f.serial, f.serialLog]) {
       try {
         chmodSync(path, 0o600);
@@ -91,7 +97,6 @@ export async function launchVm(ctx: LabContext, vm: Vm, rt: VmRuntime): Promise<
       }
     }
   } finally {
-    process.umask(oldMask);
     closeSync(fd);
   }
   return true;

@@ -2,7 +2,7 @@
 // on failure undo what this run did, newest first, unless the user asked to keep it.
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "../errors.js";
+import { EXIT, UserError } from "../errors.js";
 import { buildGuest } from "../guest/build.js";
 import { applyHostNetwork } from "../host/apply.js";
 import { writeCloudInitSeed } from "../host/cloud-init-seed.js";
@@ -12,13 +12,13 @@ import { waitForAgent } from "../host/guest-agent.js";
 import { Journal } from "../host/journal.js";
 import { ensureNetns } from "../host/netns.js";
 import { ProcessRunner } from "../host/runner.js";
-import { openLabState, saveLabRecord } from "../host/state.js";
+import { openLabState, readLabRecord, recordNetns, saveLabRecord } from "../host/state.js";
 import { runUndos } from "../host/undo.js";
 import "../host/undo-handlers.js";
 import { livePid } from "../host/pidfile.js";
 import { applyServices } from "../host/services.js";
 import { applyBridgedNetworks } from "../host/uplink.js";
-import { launchVm, vmProcessTag } from "../host/vm.js";
+import { launchVm, vmProcessTag, vmStopUndo } from "../host/vm.js";
 import type { Lab } from "../model/lab.js";
 import { builtinAppend } from "./guest-boot.js";
 import { vmFiles, vmRuntime } from "./paths.js";
@@ -58,6 +58,16 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<UpResult> {
     lab: lab.name,
   });
   try {
+    const previous = readLabRecord(state.dir);
+    if (previous && Journal.read(state.dir).length > 0 && recordNetns(previous) !== netns) {
+      const where = (ns: string | null) =>
+        ns ? `network namespace ${ns}` : "the host's namespace";
+      throw new UserError(
+        `lab ${lab.name} is up in ${where(recordNetns(previous))}, not ${where(netns)}`,
+        `run \`qnet down ${lab.name}\` first, or use the same --netns`,
+        EXIT.usage,
+      );
+    }
     const journal = new Journal(state.dir);
     const startSeq = Journal.read(state.dir).reduce((m, e) => Math.max(m, e.seq), 0);
     saveLabRecord(state.dir, lab, { netns, noVms: !!opts.noVms }, opts.file ?? null);
@@ -163,8 +173,9 @@ async function startVms(
   }
   mkdirSync(join(ctx.stateDir, "vm"), { recursive: true, mode: 0o700 });
   const started: Record<string, boolean> = {};
-  // Launch in parallel: QEMU's start-up is mostly waiting, and each VM boots on its own.
-  await Promise.all(
+  // Launch in parallel: QEMU's start-up is mostly waiting, and each VM boots on its own. Every launch
+  // settles before a failure is reported, so a rollback never races a QEMU still being started.
+  const launches = await Promise.allSettled(
     lab.vms.map(async (vm) => {
       if (vm.guest.kind === "disk")
         await writeCloudInitSeed(
@@ -179,12 +190,7 @@ async function startVms(
       if (reattach.has(vm.name) && livePid(f.pidfile, tag) !== null) {
         progress(`VM ${vm.name}: its tap was recreated; restarting it to attach the new one`);
         const r = await runUndos(
-          [
-            {
-              what: `stop VM ${vm.name}`,
-              undo: { kind: "process", pidfile: f.pidfile, match: tag, qmp: f.qmp },
-            },
-          ],
+          [{ what: `stop VM ${vm.name}`, undo: vmStopUndo(ctx.stateDir, lab.name, vm.name) }],
           { runner: ctx.runner, stateDir: ctx.stateDir },
         );
         if (r.errors.length) throw r.errors[0];
@@ -193,6 +199,8 @@ async function startVms(
       progress(`VM ${vm.name}: ${started[vm.name] ? "started" : "already running"}`);
     }),
   );
+  const failed = launches.find((l): l is PromiseRejectedResult => l.status === "rejected");
+  if (failed) throw failed.reason;
   for (const [name, s] of Object.entries(started)) if (s) result.changes.push(`started VM ${name}`);
   const waitMs = (opts.waitSeconds ?? 120) * 1000;
   progress(`waiting for ${lab.vms.length} guest agent(s) (up to ${waitMs / 1000} s)`);
