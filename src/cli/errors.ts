@@ -25,7 +25,22 @@ export function reportError(
     write(
       `qnet: ${e.message.split("\n")[0]}\n  command: ${formatArgv(e.argv)}\n  exit code: ${e.exitCode ?? "killed by a signal"}\n${e.stderr.trim() ? `  stderr: ${e.stderr.trim().split("\n").join("\n          ")}\n` : ""}`,
     );
-    return EXIT.failure;
+    // No exit code: the command could not run at all (not installed): the environment.
+    return e.exitCode === null && /ENOENT|not found/i.test(e.stderr)
+      ? EXIT.environment
+      : EXIT.failure;
+  }
+  const sys = e as NodeJS.ErrnoException;
+  if (sys && typeof sys.code === "string" && typeof sys.syscall === "string") {
+    // The system refused (permissions, a missing directory): the environment, not a bug in qnet.
+    const hint =
+      (sys.code === "EACCES" || sys.code === "EPERM") && process.getuid?.() !== 0
+        ? "qnet changes the host's network: run it as root (sudo)"
+        : undefined;
+    write(
+      `qnet: ${sys.syscall}${sys.path ? ` ${sys.path}` : ""}: ${sys.code}\n${hint ? `hint: ${hint}\n` : ""}`,
+    );
+    return EXIT.environment;
   }
   const err = e as Error;
   write(`qnet: internal error: ${err?.stack ?? String(e)}\nPlease report this as a bug.\n`);

@@ -1,7 +1,7 @@
 // Commands on running labs: up, down, status, exec, console, confirm, and building the built-in guest.
 import type { Command } from "commander";
 import { EXIT, UserError } from "../errors.js";
-import { DEFAULT_STATE_ROOT, labStateDir, listLabs } from "../host/state.js";
+import { DEFAULT_STATE_ROOT, listLabs } from "../host/state.js";
 import { registerCheckCommands } from "./check-commands.js";
 import { examples, printJson, readTopology, runningLab } from "./io.js";
 
@@ -68,17 +68,35 @@ export function registerLabCommands(program: Command): void {
         const progress = progressTo(!!o.json || !!o.quiet);
         for (const w of warnings)
           progress(`${w.file}:${w.line}:${w.column}: warning: ${w.path}: ${w.message}`);
+        let confirmation: Promise<unknown> | undefined;
+        if (o.confirm !== undefined) {
+          // Like `netplan try`: the revert must happen even if the terminal (an SSH session) dies.
+          process.on("SIGHUP", () => {});
+          process.stderr.on("error", () => {});
+          process.stdout.on("error", () => {});
+          if (process.stdin.isTTY) {
+            confirmation = new Promise((resolve) => process.stdin.once("data", resolve));
+          }
+        }
         const { up } = await import("../lab/up.js");
-        const r = await up(lab, {
-          stateRoot: o.stateDir,
-          netns: o.netns ?? null,
-          noVms: !o.vms,
-          waitSeconds: o.wait,
-          keepOnFailure: !!o.keepOnFailure,
-          ...(o.confirm !== undefined ? { confirmSeconds: o.confirm } : {}),
-          file,
-          progress,
-        });
+        const r = await (async () => {
+          try {
+            return await up(lab, {
+              stateRoot: o.stateDir,
+              netns: o.netns ?? null,
+              noVms: !o.vms,
+              waitSeconds: o.wait,
+              keepOnFailure: !!o.keepOnFailure,
+              ...(o.confirm !== undefined ? { confirmSeconds: o.confirm } : {}),
+              ...(confirmation ? { confirmation } : {}),
+              file,
+              progress,
+            });
+          } finally {
+            // Stop listening for Enter, or stdin would keep the process alive.
+            if (confirmation) process.stdin.destroy();
+          }
+        })();
         if (o.json) printJson(r);
         else if (r.changes.length === 0)
           process.stdout.write(`lab ${r.lab} is up; nothing to change\n`);
@@ -186,8 +204,9 @@ export function registerLabCommands(program: Command): void {
     .argument("<lab>", "lab name")
     .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
     .action(async (name: string, o: { stateDir: string }) => {
+      const { dir } = runningLab(o.stateDir, name);
       const { confirmLab } = await import("../host/uplink.js");
-      confirmLab(labStateDir(o.stateDir, name));
+      confirmLab(dir);
       process.stdout.write(`lab ${name}: change confirmed\n`);
     });
 

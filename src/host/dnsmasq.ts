@@ -1,6 +1,7 @@
 // Runs one dnsmasq per DHCP bridge network in the lab's namespace: writes its config, starts it (journaled),
 // and repairs it (restart) when it died or its config changed.
 import { existsSync, readFileSync } from "node:fs";
+import { UserError } from "../errors.js";
 import type { BridgeNetwork } from "../model/lab.js";
 import { dnsmasqPaths, renderDnsmasqConf, wantsDnsmasq } from "../render/dnsmasq-conf.js";
 import { bridgeNetworks } from "../render/nftables.js";
@@ -61,8 +62,9 @@ export async function ensureDnsmasq(ctx: LabContext, net: BridgeNetwork): Promis
     }
     await sleep(50);
   }
-  throw new Error(
-    `dnsmasq for network ${net.name} did not write its pidfile ${p.pidfile}; see ${p.logfile}`,
+  throw new UserError(
+    `dnsmasq for network ${net.name} did not start (no pidfile ${p.pidfile})`,
+    `its log is ${p.logfile}`,
   );
 }
 

@@ -1,16 +1,16 @@
 // Network namespaces for labs: made when missing (journaled only if qnet made it), with `lo` up.
 import { existsSync } from "node:fs";
-import { UserError } from "../errors.js";
+import { EXIT, UserError } from "../errors.js";
+import { NETNS_RE } from "../model/schema.js";
 import type { Journal } from "./journal.js";
 import { ProcessRunner, type Runner } from "./runner.js";
 
-const NETNS_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-
 export function checkNetnsName(name: string): void {
-  if (!NETNS_NAME.test(name)) {
+  if (!NETNS_RE.test(name)) {
     throw new UserError(
       `invalid network namespace name ${JSON.stringify(name)}`,
       "a namespace name is 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit",
+      EXIT.usage,
     );
   }
 }

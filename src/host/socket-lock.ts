@@ -41,20 +41,20 @@ export async function acquireLock(lockPath: string, opts: AcquireOptions): Promi
       installExitHook();
       return { path: lockPath, release: () => releaseLock(lockPath, token) };
     }
+    // null: released between our attempt and the read (retry), or unreadable (then the deadline ends it).
     const holder = readOrNull(lockPath);
-    if (holder === null) continue; // released between our attempt and the read
-    if (isStale(lockPath, holder)) {
+    if (holder !== null && isStale(lockPath, holder)) {
       breakStale(lockPath, holder);
       continue;
     }
     if (Date.now() + intervalMs > deadline) {
-      const pid = holder.split(" ")[0] ?? "?";
+      const pid = holder?.split(" ")[0] ?? "?";
       throw new UserError(
         `${opts.what ?? lockPath} is in use by process ${pid} (lock ${lockPath}); waited ${opts.timeoutMs} ms`,
         "only one client may talk to it at a time; wait for the other command to finish",
       );
     }
-    await sleep(intervalMs, opts.signal);
+    await sleep(holder === null ? 1 : intervalMs, opts.signal);
   }
 }
 

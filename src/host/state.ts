@@ -1,7 +1,7 @@
 // Per-lab state directories under a state root (/run/qnet): creation, the per-lab lock, lab.json, listing.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { UserError } from "../errors.js";
+import { EXIT, UserError } from "../errors.js";
 import type { Lab } from "../model/lab.js";
 import { mkdirPrivate, writeFileAtomic } from "./files.js";
 import { Journal } from "./journal.js";
@@ -66,7 +66,7 @@ export async function openLabState(opts: {
     throw new UserError(
       `lab "${opts.lab}" is busy: another qnet command (PID ${pid}) holds its lock ${lockPath}; waited ${timeoutMs} ms`,
       "wait for that `qnet up`/`qnet down` to finish, then try again",
-      undefined,
+      EXIT.environment,
       { cause: err },
     );
   }

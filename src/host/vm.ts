@@ -5,7 +5,7 @@ import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } f
 import { dirname } from "node:path";
 import { UserError } from "../errors.js";
 import { vmFiles } from "../lab/paths.js";
-import type { Lab, Vm } from "../model/lab.js";
+import type { Vm } from "../model/lab.js";
 import type { VmRuntime } from "../render/qemu-args.js";
 import { qemuNameArg, vmArgv } from "../render/qemu-args.js";
 import type { LabContext } from "./context.js";
@@ -100,16 +100,4 @@ export async function launchVm(ctx: LabContext, vm: Vm, rt: VmRuntime): Promise<
     closeSync(fd);
   }
   return true;
-}
-
-/** Every VM of the lab, with its files, for status and access commands. */
-export function findVm(lab: Lab, name: string): Vm {
-  const vm = lab.vms.find((v) => v.name === name);
-  if (!vm) {
-    throw new UserError(
-      `lab ${lab.name} has no VM named "${name}"`,
-      `VMs: ${lab.vms.map((v) => v.name).join(", ")}`,
-    );
-  }
-  return vm;
 }

@@ -1,6 +1,6 @@
 // Guest access for a running lab: run a command through the guest agent, attach to the serial console.
 import { connect } from "node:net";
-import { UserError } from "../errors.js";
+import { EXIT, UserError } from "../errors.js";
 import { type ExecResult, GuestAgent } from "../host/guest-agent.js";
 import type { Lab } from "../model/lab.js";
 import { vmFiles } from "./paths.js";
@@ -10,6 +10,7 @@ function requireVm(lab: Lab, name: string): void {
     throw new UserError(
       `lab ${lab.name} has no VM named "${name}"`,
       `VMs: ${lab.vms.map((v) => v.name).join(", ") || "none"}`,
+      EXIT.usage,
     );
   }
 }

@@ -1,7 +1,7 @@
 // `qnet check LAB`: prove a running lab's connectivity pair by pair (pings through the guest agents,
 // pings and TCP connects from the lab's namespace), and name the most likely cause of each failure.
 import { runDoctor } from "../doctor/index.js";
-import { UserError } from "../errors.js";
+import { EXIT, UserError } from "../errors.js";
 import { ProcessRunner, type Runner } from "../host/runner.js";
 import { readLabRecord, recordNetns } from "../host/state.js";
 import { parseIpv4 } from "../model/ipv4.js";
@@ -228,7 +228,11 @@ export async function checkLab(stateDir: string, opts: CheckOptions = {}): Promi
   const rec = readLabRecord(stateDir);
   if (!rec) throw new UserError(`no lab record in ${stateDir}`, "is the lab up? see `qnet status`");
   if (opts.target && parseIpv4(opts.target) === null)
-    throw new UserError(`--target ${JSON.stringify(opts.target)} is not an IPv4 address`);
+    throw new UserError(
+      `--target ${JSON.stringify(opts.target)} is not an IPv4 address`,
+      undefined,
+      EXIT.usage,
+    );
   if (rec.options?.noVms === true)
     throw new UserError(
       `lab ${rec.lab.name} was brought up with --no-vms: qnet cannot reach into VMs it did not start`,

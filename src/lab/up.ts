@@ -35,6 +35,8 @@ export interface UpOptions {
   keepOnFailure?: boolean;
   /** `bridged` networks: revert the uplink move unless confirmed within this many seconds. */
   confirmSeconds?: number;
+  /** Resolves when the user confirms (e.g. presses Enter); `qnet confirm LAB` works too. */
+  confirmation?: Promise<unknown>;
   /** The topology file, for the record. */
   file?: string | null;
   progress?: (msg: string) => void;
@@ -140,6 +142,7 @@ async function runPhases(ctx: LabContext, opts: UpOptions, result: UpResult): Pr
     progress("LAN bridging: moving uplinks");
     const b = await applyBridgedNetworks(ctx, {
       ...(opts.confirmSeconds !== undefined ? { confirmSeconds: opts.confirmSeconds } : {}),
+      ...(opts.confirmation ? { confirmation: opts.confirmation } : {}),
     });
     if (b.changed) result.changes.push("moved the LAN uplink onto its bridge");
     result.notes.push(...b.notes);

@@ -8,6 +8,8 @@ import { z } from "zod";
 export const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
 /** Lab, network and VM names become file names, DNS labels, nft table names and derived interface names. */
 export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
+/** Network namespace names become paths under /var/run/netns and `ip -n` arguments. */
+export const NETNS_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 export const MAC_RE = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
 
 const name = (what: string) =>
@@ -122,7 +124,10 @@ export const TopologySchema = z
     name: name("the lab name"),
     netns: z
       .string()
-      .regex(/^[A-Za-z0-9_.-]{1,64}$/)
+      .regex(NETNS_RE, {
+        message:
+          "a namespace name is 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit",
+      })
       .optional()
       .describe("network namespace the lab runs in"),
     user: z
