@@ -15,7 +15,4 @@ export interface LabContext {
   progress: (msg: string) => void;
 }
 
-/** The mark on every interface qnet creates: its ifalias. */
-export function ownerMark(lab: string): string {
-  return `qnet:${lab}`;
-}
+export { ownerMark } from "../model/lab.js";

@@ -2,12 +2,10 @@
 import { UserError } from "../errors.js";
 import type { HostLink, HostSnapshot } from "../host/iproute2.js";
 import type { Undo } from "../host/journal.js";
-import type { Lab } from "../model/lab.js";
+import { type Lab, ownerMark } from "../model/lab.js";
 
-/** qnet's ownership mark (ifalias). Same value as ownerMark() in src/host/context.ts. */
-export function linkMark(lab: string): string {
-  return `qnet:${lab}`;
-}
+/** qnet's ownership mark on the links it creates (ifalias). */
+export const linkMark = ownerMark;
 
 export interface DesiredBridge {
   name: string;

@@ -1,5 +1,5 @@
 // The accept rules a lab needs in a host FORWARD chain that drops: pure, rendered for iptables and nft.
-import type { Lab } from "../model/lab.js";
+import { type Lab, ownerMark } from "../model/lab.js";
 import { bridgeNetworks, isLoopback, nftIf } from "./nftables.js";
 
 /** One accept rule, in terms both iptables and nft can express. */
@@ -13,9 +13,7 @@ export interface AcceptRule {
 }
 
 /** The comment that marks every firewall rule qnet adds for `lab`. */
-export function ownerComment(lab: string): string {
-  return `qnet:${lab}`;
-}
+export const ownerComment = ownerMark;
 
 export function acceptRules(lab: Lab): AcceptRule[] {
   const rules: AcceptRule[] = [];
