@@ -10,7 +10,9 @@ import {
 import { nftTable } from "../render/nftables.js";
 import type { LabContext } from "./context.js";
 import type { PhaseResult } from "./nat.js";
+import { netnsExists } from "./netns.js";
 import type { Runner } from "./runner.js";
+import { registerUndoHandler, type UndoEnv } from "./undo.js";
 
 /** The filter table of one iptables flavour, as `iptables-save` shows it. */
 export interface IptablesFilter {
@@ -198,12 +200,17 @@ async function ensureNftRule(
   c: NftForwardChain,
   rule: AcceptRule,
 ): Promise<boolean> {
-  if (c.comments.has(nftRuleComment(ctx.lab.name, rule))) return false;
-  // The handle is only known once the rule exists, so its undo is journaled right after the insert.
-  const r = await ctx.runner.run([
+  const comment = nftRuleComment(ctx.lab.name, rule);
+  if (c.comments.has(comment)) return false;
+  // Journaled before the insert, and found again by its comment: a handle number would not survive
+  // the chain's owner reloading its table (handles restart, and another rule could take ours).
+  const undo: NftRuleUndo = { family: c.family, table: c.table, chain: c.chain, comment };
+  ctx.journal.record({
+    what: `nft accept rule in ${c.family} ${c.table} ${c.chain}`,
+    undo: { kind: "custom", handler: "nft-rule-by-comment", data: undo },
+  });
+  await ctx.runner.run([
     "nft",
-    "--echo",
-    "--handle",
     "insert",
     "rule",
     c.family,
@@ -211,17 +218,31 @@ async function ensureNftRule(
     c.chain,
     nftRuleText(ctx.lab.name, rule),
   ]);
-  const handle = /# handle (\d+)/.exec(r.stdout)?.[1];
-  if (!handle)
-    throw new Error(
-      `internal: nft did not report the handle of the rule it inserted:\n${r.stdout}`,
-    );
-  ctx.journal.record({
-    what: `nft accept rule in ${c.family} ${c.table} ${c.chain}`,
-    undo: {
-      kind: "argv",
-      argv: ["nft", "delete", "rule", c.family, c.table, c.chain, "handle", handle],
-    },
-  });
   return true;
 }
+
+interface NftRuleUndo {
+  family: string;
+  table: string;
+  chain: string;
+  comment: string;
+}
+
+/** Delete the rules of `chain` that carry exactly qnet's comment (none left: nothing to do). */
+async function undoNftRule(data: unknown, env: UndoEnv): Promise<void> {
+  const u = data as NftRuleUndo;
+  if (env.runner.netns && !netnsExists(env.runner.netns)) return;
+  const list = await env.runner.run(["nft", "-a", "list", "chain", u.family, u.table, u.chain], {
+    allowFail: true,
+  });
+  if (list.exitCode !== 0) return; // the table or chain is gone, and our rule with it
+  const quoted = `comment ${JSON.stringify(u.comment)}`;
+  for (const line of list.stdout.split("\n")) {
+    const handle = /# handle (\d+)\s*$/.exec(line)?.[1];
+    if (handle && line.includes(quoted)) {
+      await env.runner.run(["nft", "delete", "rule", u.family, u.table, u.chain, "handle", handle]);
+    }
+  }
+}
+
+registerUndoHandler("nft-rule-by-comment", undoNftRule);
