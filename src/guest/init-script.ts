@@ -1,4 +1,5 @@
 // The built-in guest's /init (busybox sh) and udhcpc script, and the kernel command line that configures it.
+import { checkedName } from "../model/names.js";
 
 /** The line /init prints on the console once the guest is configured: `qnet-guest-ready <hostname>`. */
 export const READY_PREFIX = "qnet-guest-ready";
@@ -29,7 +30,6 @@ export const BASE_CMDLINE = [
   "random.trust_cpu=on",
 ];
 
-const HOSTNAME_RE = /^[A-Za-z0-9_-]{1,63}$/;
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
@@ -43,9 +43,7 @@ export function guestCmdline(p: {
   nics: readonly GuestNic[];
   dns?: string | null;
 }): string {
-  if (!HOSTNAME_RE.test(p.hostname)) {
-    throw new Error(`guest hostname must match [A-Za-z0-9_-]{1,63}: ${JSON.stringify(p.hostname)}`);
-  }
+  checkedName(p.hostname, "guest hostname");
   const parts = [...BASE_CMDLINE, `qnet.hostname=${p.hostname}`];
   p.nics.forEach((nic, i) => {
     const mac = nic.mac.toLowerCase();

@@ -135,7 +135,10 @@ function keyProblems(root: unknown): { offset: number; message: string }[] {
           });
         } else {
           const name = String(key.value);
-          if (seen.has(name)) {
+          if (name === "__proto__") {
+            // A plain object would take it as its prototype: refused wherever it appears.
+            out.push({ offset, message: 'a key may not be named "__proto__"' });
+          } else if (seen.has(name)) {
             const shown = name.length > 60 ? `${name.slice(0, 57)}...` : name;
             out.push({
               offset,

@@ -2,6 +2,7 @@
 
 import { parseIpv4 } from "./ipv4.js";
 import type { Proto } from "./lab.js";
+import { isName } from "./names.js";
 
 export interface ParsedForward {
   proto: Proto;
@@ -53,7 +54,7 @@ export function parseForward(spec: unknown, withVm: boolean): ForwardResult {
   if (addr !== undefined && addr !== "" && parseIpv4(addr) === null) {
     return { ok: false, reason: `host address "${addr}" is not an IPv4 address` };
   }
-  if (withVm && !/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(vm ?? "")) {
+  if (withVm && !isName(vm)) {
     return { ok: false, reason: `"${vm}" is not a VM name` };
   }
   return {

@@ -1,26 +1,21 @@
 // The topology file's shape: one zod schema, the source of both validation and the published JSON Schema.
 import { z } from "zod";
-
-/**
- * Interface names reach `ip` argv, QEMU options, dnsmasq and nftables configuration: they must be
- * plain identifiers the kernel accepts (at most 15 bytes, IFNAMSIZ) and that need no quoting anywhere.
- */
-export const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
-/** Lab, network and VM names become file names, DNS labels, nft table names and derived interface names. */
-export const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
-/** Network namespace names become paths under /var/run/netns and `ip -n` arguments. */
-export const NETNS_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
-export const MAC_RE = /^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$/;
+import {
+  IFNAME_RE,
+  IFNAME_RULE,
+  NAME_RE,
+  NAME_RULE,
+  NETNS_RE,
+  NETNS_RULE,
+  USER_RE,
+} from "./names.js";
 
 const name = (what: string) =>
   z.string().regex(NAME_RE, {
-    message: `${what} must be 1-63 characters of [A-Za-z0-9_-], starting with a letter or digit (it becomes a file name, a DNS label and part of interface names)`,
+    message: `${what} must be ${NAME_RULE}`,
   });
 
-const ifname = z.string().regex(IFNAME_RE, {
-  message:
-    "interface names must be 1-15 bytes of [A-Za-z0-9_.-] (IFNAMSIZ; they reach command lines and config files unquoted)",
-});
+const ifname = z.string().regex(IFNAME_RE, { message: IFNAME_RULE });
 
 /** A QEMU NIC model: a device name QEMU knows; restricted so it can never inject options. */
 const nicModel = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, {
@@ -50,7 +45,10 @@ export const BridgeNetworkSchema = z
     bridge: ifname.optional().describe("host bridge name; derived from lab and network otherwise"),
     subnet: z.string().describe("IPv4 subnet in CIDR form"),
     gateway: z.string().optional().describe("the host's address on the bridge; `none` for pure L2"),
-    dhcp: z.boolean().optional().describe("DHCP and DNS with dnsmasq (default true)"),
+    dhcp: z
+      .boolean()
+      .optional()
+      .describe("DHCP and DNS with dnsmasq (default: on when the network has a gateway)"),
     nat: z
       .boolean()
       .optional()
@@ -110,11 +108,7 @@ export const VmSchema = z.strictObject({
   sshKey: z.string().optional().describe("public key for the cloud-init seed of a disk image"),
   memory: z.number().int().min(16).max(1048576).optional().describe("MiB, default 256"),
   cpus: z.number().int().min(1).max(255).optional().describe("default 1"),
-  user: z
-    .string()
-    .regex(/^[a-z_][a-z0-9_-]*$/)
-    .optional()
-    .describe("owner of this VM's taps"),
+  user: z.string().regex(USER_RE).optional().describe("owner of this VM's taps"),
   qemu: QemuSchema.optional(),
 });
 
@@ -124,23 +118,25 @@ export const TopologySchema = z
     name: name("the lab name"),
     netns: z
       .string()
-      .regex(NETNS_RE, {
-        message:
-          "a namespace name is 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit",
-      })
+      .regex(NETNS_RE, { message: NETNS_RULE })
       .optional()
       .describe("network namespace the lab runs in"),
-    user: z
-      .string()
-      .regex(/^[a-z_][a-z0-9_-]*$/)
-      .optional()
-      .describe("owner of the lab's taps"),
+    user: z.string().regex(USER_RE).optional().describe("owner of the lab's taps"),
     networks: z.record(name("a network name"), NetworkSchema),
     vms: z.record(name("a VM name"), VmSchema),
   })
   .describe("qnet topology file");
 
-export type Topology = z.infer<typeof TopologySchema>;
+type TopologyData = z.infer<typeof TopologySchema>;
 export type NetworkSpec = z.infer<typeof NetworkSchema>;
 export type VmSpec = z.infer<typeof VmSchema>;
+
+/**
+ * A validated topology. Networks and VMs are Maps: their keys come from the file, and a name such as
+ * `constructor` or `__proto__` must never meet a plain object's prototype.
+ */
+export interface Topology extends Omit<TopologyData, "networks" | "vms"> {
+  networks: Map<string, NetworkSpec>;
+  vms: Map<string, VmSpec>;
+}
 export type NicSpec = z.infer<typeof NicSchema>;

@@ -2,6 +2,7 @@
 
 import { formatIpv4, parseCidr, parseIpv4 } from "../model/ipv4.js";
 import type { BridgeNetwork, Lab } from "../model/lab.js";
+import { isPlainPath, checkedName as name } from "../model/names.js";
 
 /** Where one network's dnsmasq keeps its files, all inside the lab's state directory. */
 export interface DnsmasqPaths {
@@ -38,13 +39,6 @@ function safe(value: string, what: string): string {
   return value;
 }
 
-function name(value: string, what: string): string {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(value)) {
-    throw new Error(`internal: ${what} is not a valid name: ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
 function ip(value: string, what: string): string {
   if (parseIpv4(value) === null)
     throw new Error(`internal: ${what} is not IPv4: ${JSON.stringify(value)}`);
@@ -52,8 +46,9 @@ function ip(value: string, what: string): string {
 }
 
 function path(value: string, what: string): string {
-  // Paths are ours (the state directory), but a newline would still inject a directive.
-  if (/[\n\r\0,#]/.test(value) || !value.startsWith("/")) {
+  // Paths are ours (the state directory, checked when it is chosen), but a newline would still inject
+  // a directive.
+  if (!isPlainPath(value)) {
     throw new Error(`internal: unsafe ${what} for dnsmasq configuration: ${JSON.stringify(value)}`);
   }
   return value;

@@ -1,6 +1,7 @@
 // Renders a lab's nftables table (NAT masquerade and port-forward DNAT): pure, one atomic `nft -f -` input.
 import { parseIpv4 } from "../model/ipv4.js";
 import type { BridgeNetwork, Forward, Lab } from "../model/lab.js";
+import { checkedIfname, nftTableOf } from "../model/names.js";
 
 /** What the renderer needs to know about the host (read by src/host, never here). */
 export interface NatFacts {
@@ -8,22 +9,12 @@ export interface NatFacts {
   defaultUplink: string | null;
 }
 
-const NFT_NAME_RE = /^[A-Za-z][A-Za-z0-9_-]{0,62}$/;
-const IFNAME_RE = /^[A-Za-z0-9_.-]{1,15}$/;
-
 /** The lab's table: `qnet-<lab>` in family ip. */
-export function nftTable(lab: string): { family: "ip"; table: string } {
-  const table = `qnet-${lab}`;
-  if (!NFT_NAME_RE.test(table))
-    throw new Error(`internal: lab name unusable in nftables: ${JSON.stringify(lab)}`);
-  return { family: "ip", table };
-}
+export const nftTable = nftTableOf;
 
 /** An interface name as an nft string literal (validated: no quote, space or newline can get in). */
 export function nftIf(name: string): string {
-  if (!IFNAME_RE.test(name))
-    throw new Error(`internal: bad interface name ${JSON.stringify(name)}`);
-  return `"${name}"`;
+  return `"${checkedIfname(name, "interface name")}"`;
 }
 
 function ipv4(s: string, what: string): string {

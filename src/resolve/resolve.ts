@@ -15,8 +15,8 @@ export const DEFAULTS = {
   forwardAddr: "127.0.0.1",
 } as const;
 
-const byName = <T>(entries: [string, T][]) =>
-  entries.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+const byName = <T>(m: Map<string, T>): [string, T][] =>
+  [...m].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
 function subnetOf(s: string): Subnet {
   const r = parseCidr(s);
@@ -44,18 +44,18 @@ function forwardsOf(specs: string[] | undefined, withVm: boolean): Forward[] {
 export function resolveLab(t: Topology): Lab {
   const ifnames = new Set<string>();
   // Names fixed in the file are reserved first, so derived names never take them.
-  for (const spec of Object.values(t.networks)) {
+  for (const spec of t.networks.values()) {
     if (spec.type !== "user" && spec.bridge) ifnames.add(spec.bridge);
     if (spec.type === "bridged") ifnames.add(spec.uplink);
   }
-  const networks: Network[] = byName(Object.entries(t.networks)).map(([name, spec]) =>
+  const networks: Network[] = byName(t.networks).map(([name, spec]) =>
     resolveNetwork(t.name, name, spec, ifnames),
   );
   const netByName = new Map(networks.map((n) => [n.name, n]));
 
   const macs = new Set<string>();
   const fixedIps = new Map<string, Set<number>>();
-  for (const vm of Object.values(t.vms)) {
+  for (const vm of t.vms.values()) {
     for (const nic of vm.nics) {
       if (nic.mac) macs.add(nic.mac.toLowerCase());
       if (nic.ip) {
@@ -77,7 +77,7 @@ export function resolveLab(t: Topology): Lab {
     return formatIpv4(ip);
   };
 
-  const vms: Vm[] = byName(Object.entries(t.vms)).map(([name, spec]) =>
+  const vms: Vm[] = byName(t.vms).map(([name, spec]) =>
     resolveVm(t, name, spec, netByName, macs, ifnames, allocate),
   );
   return { name: t.name, netns: t.netns ?? null, networks, vms };
@@ -114,7 +114,8 @@ function resolveNetwork(
         subnet: spec.subnet,
         prefix: s.prefix,
         gateway,
-        dhcp: spec.dhcp ?? true,
+        // No host on the network (gateway none): no DHCP server either, unless the file asks for one.
+        dhcp: spec.dhcp ?? gateway !== null,
         nat: spec.nat ?? false,
         uplink: spec.uplink ?? null,
         dnsHost: spec.dns === "host",

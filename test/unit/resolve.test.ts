@@ -1,7 +1,7 @@
 // Resolution: derived MACs, allocated IPs and interface names are deterministic, valid and never collide.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { IFNAME_RE } from "../../src/model/schema.js";
+import { IFNAME_RE } from "../../src/model/names.js";
 import { deriveIfname, deriveMac } from "../../src/resolve/names.js";
 import { compile } from "../helpers/topology.js";
 

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { type Diagnostic, formatDiagnostic } from "../../src/errors.js";
+import { renderNftRuleset } from "../../src/render/nftables.js";
 import { compile, errorsOf, FILE, rejects, warningsOf } from "../helpers/topology.js";
 
 /** 1-based line and column of the `nth` occurrence (0-based) of `needle` in `text`. */
@@ -625,5 +626,54 @@ vms:
       ["networks.lan.bogus", "vms.vm0.memory", "vms.vm1.nics[0].ip", "vms.vm1.nics[1].network"],
     );
     assert.match(errs[3]!.message, /unknown network "nope".*defined: lan, wan/);
+  });
+});
+
+describe("defects found by trying qnet as a new user would", () => {
+  test("a 62-character lab name validates and every renderer takes it (nft table name included)", () => {
+    const name = `l${"a".repeat(61)}`;
+    const { lab } = compile(
+      `name: ${name}\nnetworks:\n  lan: { type: bridge, subnet: 10.0.2.0/24, nat: true, forwards: ["tcp:8022:vm0:22"] }\nvms:\n  vm0: { nics: [{ network: lan }] }\n`,
+    );
+    assert.equal(lab.name.length, 62);
+    assert.match(
+      renderNftRuleset(lab, { defaultUplink: "eth0" })!,
+      new RegExp(`table ip qnet-${name} \\{`),
+    );
+  });
+
+  test("gateway: none without a dhcp key means no DHCP and static addresses; only dhcp: true is an error", () => {
+    const text = (dhcp: string) =>
+      `name: l2\nnetworks:\n  lan:\n    type: bridge\n    subnet: 10.0.2.0/24\n    gateway: none\n${dhcp}vms:\n  vm0: { nics: [{ network: lan }] }\n`;
+    const { lab } = compile(text(""));
+    const net = lab.networks[0]!;
+    assert.ok(net.type === "bridge" && net.dhcp === false && net.gateway === null);
+    assert.equal(lab.vms[0]!.nics[0]!.ip, "10.0.2.1", "a static address from the whole subnet");
+    const [e] = errorsOf(text("    dhcp: true\n"));
+    assert.equal(e!.path, "networks.lan.dhcp");
+    assert.match(e!.message, /DHCP needs the host on the network/);
+  });
+
+  test("names a plain object would take from its prototype: __proto__ is refused, located; others are names", () => {
+    const [e] = rejects(
+      "name: lab\nnetworks:\n  __proto__: { type: bridge, subnet: 10.0.0.0/24 }\nvms:\n  vm0: { nics: [{ network: __proto__ }] }\n",
+    );
+    assert.equal(e!.line, 3);
+    assert.match(e!.message, /may not be named "__proto__"/);
+    const unknown = errorsOf(
+      "name: lab\nnetworks: {}\nvms:\n  vm0: { nics: [{ network: hasOwnProperty }, { network: toString }] }\n",
+    );
+    assert.deepEqual(
+      unknown.map((d) => d.path),
+      ["vms.vm0.nics[0].network", "vms.vm0.nics[1].network"],
+    );
+    assert.match(unknown[0]!.message, /unknown network "hasOwnProperty"/);
+    const { lab } = compile(
+      "name: constructor\nnetworks:\n  constructor: { type: bridge, subnet: 10.0.0.0/24, forwards: ['tcp:8022:toString:22'] }\nvms:\n  toString: { nics: [{ network: constructor }] }\n",
+    );
+    assert.deepEqual(
+      lab.vms.map((v) => [v.name, v.nics[0]!.network]),
+      [["toString", "constructor"]],
+    );
   });
 });
