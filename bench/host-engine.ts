@@ -17,23 +17,27 @@ async function child(mode: string, root: string, taps: number, ns: string): Prom
   const state = await openLabState({ stateRoot: root, lab: LAB });
   if (mode === "up") {
     // up compiles a topology (YAML + validation), as `qnet up FILE` does.
-    const { bigBridgeLab } = await import("../test/e2e/helpers/big-lab.js");
-    const { applyHostNetwork } = await import("../src/host/apply.js");
+    const { bigBridgeLab, HOST_KINDS } = await import("../test/e2e/helpers/big-lab.js");
+    const { reconcile } = await import("../src/engine/engine.js");
     const { Journal } = await import("../src/host/journal.js");
     const { ProcessRunner } = await import("../src/host/runner.js");
     const lab = bigBridgeLab(LAB, taps, ns);
-    saveLabRecord(state.dir, lab, { netns: ns });
-    await applyHostNetwork({
-      lab,
-      stateDir: state.dir,
-      runner: new ProcessRunner(ns),
-      journal: new Journal(state.dir),
-      facts: { vhost: false, kvm: false },
-      progress: () => {},
-    });
+    saveLabRecord(state.dir, lab, { netns: ns, noVms: true });
+    await reconcile(
+      {
+        lab,
+        stateDir: state.dir,
+        runner: new ProcessRunner(ns),
+        journal: new Journal(state.dir),
+        facts: { vhost: false, kvm: false },
+        options: {},
+        progress: () => {},
+      },
+      { only: HOST_KINDS },
+    );
   } else {
     // down works from the state directory alone: no topology, no compiler.
-    const { downLab } = await import("../src/host/undo.js");
+    const { downLab } = await import("../src/engine/undo.js");
     const r = await downLab({ stateDir: state.dir });
     if (r.errors.length) throw new AggregateError(r.errors, "down failed");
   }
@@ -57,12 +61,31 @@ interface Variant {
 
 async function variants(ns: string, taps: number, root: string, work: string): Promise<Variant[]> {
   const { bigBridgeLab } = await import("../test/e2e/helpers/big-lab.js");
-  const { desiredHost, planHostNetwork } = await import("../src/plan/host-plan.js");
-  const { deleteLines } = await import("../src/host/undo.js");
+  const { planLab } = await import("../src/kinds/index.js");
+  const { tapsOf } = await import("../src/kinds/tap.js");
+  const { planEnv } = await import("../src/engine/engine.js");
+  const { emptyObservation } = await import("../src/facts/types.js");
+  const { deleteLines } = await import("../src/host/links.js");
   const lab = bigBridgeLab(LAB, taps, ns);
-  const want = desiredHost(lab);
+  const net = lab.networks[0]!;
+  if (net.type !== "bridge") throw new Error("a bridge network");
+  const want = {
+    taps: tapsOf(lab),
+    bridges: [{ name: net.bridge, address: net.gateway ? `${net.gateway}/${net.prefix}` : null }],
+  };
   const br = want.bridges[0]!;
-  const upLines = planHostNetwork(lab, { netns: ns, links: [] }).flatMap((a) => a.batch);
+  const env = planEnv(lab, {
+    stateDir: root,
+    netns: ns,
+    vms: false,
+    machine: { kvm: false, vhost: false },
+  });
+  const upLines = planLab(
+    env,
+    emptyObservation(ns, true),
+    undefined,
+    new Set(["bridge", "address", "tap"]),
+  ).actions.flatMap((a) => a.batch ?? []);
   // The same lines qnet's down sends (taps newest first, then the bridge; grouped delete).
   const downLines = deleteLines([...want.taps.map((t) => t.name).reverse(), br.name], "");
   const upFile = join(work, "up.batch");

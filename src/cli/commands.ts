@@ -10,6 +10,7 @@ import {
   recordNetns,
 } from "../host/state.js";
 import type { Compiled } from "../load/compile.js";
+import { isName } from "../model/names.js";
 import { examples, printJson, readTopology } from "./io.js";
 import { registerLabCommands } from "./lab-commands.js";
 
@@ -57,20 +58,13 @@ function registerFileCommands(program: Command): void {
     .action(async (file: string, o: { json?: boolean; stateDir: string; netns?: string }) => {
       const { lab, warnings } = await readTopology(file);
       warn(warnings, !!o.json);
-      const { observeHost } = await import("../host/iproute2.js");
-      const { netnsExists } = await import("../host/netns.js");
-      const { ProcessRunner } = await import("../host/runner.js");
       const { detectFacts } = await import("../host/facts.js");
-      const { plannedChanges } = await import("../lab/plan-changes.js");
-      const { planView, renderPlanText } = await import("../lab/plan-view.js");
+      const { hostChanges, planView, renderPlanText } = await import("../lab/plan-view.js");
       const netns = o.netns ?? lab.netns;
-      // A namespace that does not exist yet is empty: everything would be created.
-      const snapshot =
-        netns && !netnsExists(netns)
-          ? { netns, links: [] }
-          : await observeHost(new ProcessRunner(netns));
-      const { changes, notes } = plannedChanges(lab, snapshot);
-      const view = planView(lab, detectFacts(), labStateDir(o.stateDir, lab.name), changes, notes);
+      const stateDir = labStateDir(o.stateDir, lab.name);
+      const facts = detectFacts();
+      const { changes, notes } = await hostChanges(lab, { stateDir, netns, facts });
+      const view = planView(lab, facts, stateDir, changes, notes);
       if (o.json) printJson(view);
       else process.stdout.write(renderPlanText(view));
     });
@@ -185,7 +179,7 @@ function registerFileCommands(program: Command): void {
 
 /** The record of a lab that is up under `stateRoot`, or null (not a lab name, or not up). */
 function runningLabRecord(stateRoot: string, name: string) {
-  if (!/^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/.test(name)) return null;
+  if (!isName(name)) return null;
   const dir = labStateDir(stateRoot, name);
   const record = readLabRecord(dir);
   return record ? { dir, record } : null;

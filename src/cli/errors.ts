@@ -30,6 +30,14 @@ export function reportError(
       ? EXIT.environment
       : EXIT.failure;
   }
+  const name = (e as Error | null)?.name;
+  if (name === "ProtocolError" || name === "QmpError" || name === "GuestAgentError") {
+    // QEMU or its guest agent said something unexpected: the VM's state, not a bug in qnet.
+    write(
+      `qnet: ${(e as Error).message}\nhint: \`qnet status LAB\` shows the VM's state; \`qnet up\` restarts a VM that is gone\n`,
+    );
+    return EXIT.failure;
+  }
   const sys = e as NodeJS.ErrnoException;
   if (sys && typeof sys.code === "string" && typeof sys.syscall === "string") {
     // The system refused (permissions, a missing directory): the environment, not a bug in qnet.

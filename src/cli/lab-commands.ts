@@ -137,13 +137,26 @@ export function registerLabCommands(program: Command): void {
     .addHelpText("after", examples("qnet status", "qnet status lab --json"))
     .action(async (name: string | undefined, o: { stateDir: string; json?: boolean }) => {
       if (!name) {
-        const labs = listLabs(o.stateDir);
+        const { netnsExists } = await import("../host/netns.js");
+        const labs = listLabs(o.stateDir).map((l) => ({
+          ...l,
+          state: !l.complete
+            ? "incomplete"
+            : l.netns && !netnsExists(l.netns)
+              ? "namespace-gone"
+              : "up",
+        }));
+        const say = {
+          up: "up",
+          incomplete: "incomplete (run qnet down)",
+          "namespace-gone": "namespace gone (run qnet down)",
+        };
         if (o.json) printJson(labs);
         else if (labs.length === 0) process.stdout.write("no lab is up\n");
         else
           for (const l of labs)
             process.stdout.write(
-              `${l.name}\t${l.complete ? "up" : "incomplete (run qnet down)"}${l.netns ? `\tnetns ${l.netns}` : ""}\t${l.file ?? ""}\n`,
+              `${l.name}\t${say[l.state as keyof typeof say]}${l.netns ? `\tnetns ${l.netns}` : ""}\t${l.file ?? ""}\n`,
             );
         return;
       }

@@ -153,7 +153,7 @@ export async function checkNfCall(ctx: DoctorContext): Promise<CheckResult[]> {
     ];
   }
   // Being on only hurts when something in the FORWARD path drops: then bridged frames vanish.
-  const { drops } = await findForwardDrops(ctx);
+  const drops = await findForwardDrops(ctx);
   const verb = on.length === 1 ? "is" : "are";
   return [
     {

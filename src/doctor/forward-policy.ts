@@ -1,24 +1,12 @@
-// Checks for a FORWARD drop (iptables-legacy, iptables-nft, nftables), who set it, and whether qnet covers the lab.
+// Checks for a FORWARD drop (iptables-legacy, iptables-nft, nftables), who set it, and whether qnet's
+// accept rules cover the lab: the same observation and firewall model `up` and `status` use.
+import { describeTarget, forwardDrops } from "../facts/firewall.js";
+import { emptyRequest } from "../facts/types.js";
+import { observe } from "../host/observe.js";
 import type { Lab } from "../model/lab.js";
-import {
-  type IptablesFacts,
-  type NftFacts,
-  ownersOf,
-  parseIptablesS,
-  parseNftJson,
-} from "./firewall-parse.js";
-import { probe } from "./run.js";
+import { nftTableOf } from "../model/names.js";
+import { acceptRules, ruleComment } from "../render/forward-accept.js";
 import type { CheckResult, DoctorContext } from "./types.js";
-
-interface Drop {
-  where: string;
-  owners: string[];
-  /** qnet's accept rules can override it (an iptables FORWARD chain qnet inserts into). */
-  covered: boolean;
-  /** Where qnet puts its accept rules, or the manual fix. */
-  how: string;
-  fix?: (bridges: string[]) => string;
-}
 
 /** The lab's bridges (what needs forwarding through the host), sorted. */
 export function labBridges(lab: Lab | null): string[] {
@@ -26,92 +14,23 @@ export function labBridges(lab: Lab | null): string[] {
   return lab.networks.flatMap((n) => (n.type === "user" ? [] : [n.bridge])).sort();
 }
 
-function iptablesDrop(tool: string, f: IptablesFacts): Drop | null {
-  const policyDrop = f.forwardPolicy === "DROP";
-  if (!policyDrop && !f.forwardCatchAllDrop) return null;
-  const dockerUser = f.chains.includes("DOCKER-USER");
-  return {
-    where: `${tool} (${policyDrop ? "policy DROP" : "a final -j DROP/REJECT rule"} on FORWARD)`,
-    owners: ownersOf(f.chains),
-    covered: true,
-    how: dockerUser
-      ? `qnet inserts accept rules for the lab's bridges into the DOCKER-USER chain (${tool})`
-      : `qnet inserts accept rules for the lab's bridges into a chain it owns, jumped to first from FORWARD (${tool})`,
-  };
-}
+/** The firewall as `up` observes it, in the doctor's namespace. */
+export const observeFirewall = (ctx: DoctorContext) =>
+  observe(ctx.runner, { ...emptyRequest(), iptables: true, nft: true });
 
-function nftDrops(f: NftFacts, skipIptablesNft: boolean): Drop[] {
-  const out: Drop[] = [];
-  for (const c of f.forward) {
-    if (c.policy !== "drop") continue;
-    if (c.table.startsWith("qnet")) continue;
-    const compat =
-      (c.family === "ip" || c.family === "ip6") && c.table === "filter" && c.chain === "FORWARD";
-    if (compat && skipIptablesNft) continue;
-    const chains = f.chains
-      .filter((x) => x.family === c.family && x.table === c.table)
-      .map((x) => x.name);
-    out.push({
-      where: `nftables (table ${c.family} ${c.table}, base chain ${c.chain} on hook forward, policy drop)`,
-      owners: ownersOf(chains, [c.table]),
-      covered: false,
-      how: "an accept in qnet's own table does not override a drop in another table's base chain",
-      fix: (bridges) =>
-        c.table === "firewalld"
-          ? bridges.map((b) => `firewall-cmd --zone=trusted --add-interface=${b}`).join("; ")
-          : bridges
-              .flatMap((b) => [
-                `nft insert rule ${c.family} ${c.table} ${c.chain} iifname "${b}" accept`,
-                `nft insert rule ${c.family} ${c.table} ${c.chain} oifname "${b}" accept`,
-              ])
-              .join("; "),
-    });
-  }
-  return out;
-}
-
-/** Every FORWARD drop the runner's namespace has, with who set it. */
-export async function findForwardDrops(
-  ctx: DoctorContext,
-): Promise<{ drops: Drop[]; looked: string[] }> {
-  const drops: Drop[] = [];
-  const looked: string[] = [];
-  // iptables-legacy: only read when its filter table exists (reading it would otherwise create it).
-  const names = await probe(ctx.runner, ["cat", `${ctx.env.procRoot}/net/ip_tables_names`]);
-  if (names.ok && names.stdout.split("\n").includes("filter")) {
-    const r = await probe(ctx.runner, ["iptables-legacy", "-w", "-S"]);
-    if (r.ok) {
-      looked.push("iptables-legacy");
-      const d = iptablesDrop("iptables-legacy", parseIptablesS(r.stdout));
-      if (d) drops.push(d);
-    }
-  }
-  let nftCompatFound = false;
-  const n = await probe(ctx.runner, ["iptables-nft", "-w", "-S"]);
-  if (n.ok) {
-    looked.push("iptables-nft");
-    const d = iptablesDrop("iptables-nft", parseIptablesS(n.stdout));
-    if (d) {
-      drops.push(d);
-      nftCompatFound = true;
-    }
-  }
-  const j = await probe(ctx.runner, ["nft", "-j", "list", "ruleset"]);
-  if (j.ok) {
-    try {
-      drops.push(...nftDrops(parseNftJson(j.stdout), nftCompatFound));
-      looked.push("nftables");
-    } catch {
-      // Unparseable output: say nothing rather than guess.
-    }
-  }
-  return { drops, looked };
+/** Every FORWARD chain that drops, by the model `up` uses. */
+export async function findForwardDrops(ctx: DoctorContext) {
+  return forwardDrops(await observeFirewall(ctx), ctx.lab ? nftTableOf(ctx.lab.name).table : null);
 }
 
 export async function checkForwardPolicy(ctx: DoctorContext): Promise<CheckResult[]> {
   const base = { id: "forward-policy", title: "FORWARD drop policy" };
   const where = ctx.runner.netns ? ` in namespace ${ctx.runner.netns}` : "";
-  const { drops, looked } = await findForwardDrops(ctx);
+  const obs = await observeFirewall(ctx);
+  const looked = [
+    ...obs.iptables.map((f) => `iptables-${f.variant}`),
+    ...(obs.nft ? ["nftables"] : []),
+  ];
   if (looked.length === 0) {
     return [
       {
@@ -121,6 +40,7 @@ export async function checkForwardPolicy(ctx: DoctorContext): Promise<CheckResul
       },
     ];
   }
+  const drops = forwardDrops(obs, ctx.lab ? nftTableOf(ctx.lab.name).table : null);
   if (drops.length === 0) {
     return [
       {
@@ -130,11 +50,10 @@ export async function checkForwardPolicy(ctx: DoctorContext): Promise<CheckResul
       },
     ];
   }
-  const bridges = labBridges(ctx.lab);
-  const who = (d: Drop) =>
+  const who = (d: (typeof drops)[number]) =>
     d.owners.length ? `set by ${d.owners.join(" and ")}` : "set by hand or an unknown tool";
   const found = drops.map((d) => `${d.where} ${who(d)}`).join("; ");
-  if (ctx.lab && bridges.length === 0) {
+  if (ctx.lab && labBridges(ctx.lab).length === 0) {
     return [
       {
         ...base,
@@ -143,27 +62,33 @@ export async function checkForwardPolicy(ctx: DoctorContext): Promise<CheckResul
       },
     ];
   }
-  const uncovered = drops.filter((d) => !d.covered);
-  const target = bridges.length ? bridges.join(", ") : "each lab's bridges";
-  if (uncovered.length === 0) {
+  if (!ctx.lab) {
     return [
       {
         ...base,
         status: "warn",
-        detail: `FORWARD drops${where}: ${found}; covered: ${drops.map((d) => d.how).join("; ")} (${target}).`,
+        detail: `FORWARD drops${where}: ${found}; \`qnet up\` inserts accept rules for each lab's bridges into ${drops.map((d) => describeTarget(d.target)).join(", ")}, and \`qnet down\` removes them.`,
       },
     ];
   }
-  const names = bridges.length ? bridges : ["BRIDGE"];
+  const lab = ctx.lab;
+  const rules = acceptRules(lab);
+  const missing = drops.filter((d) => rules.some((r) => !d.comments.has(ruleComment(lab.name, r))));
+  if (missing.length === 0) {
+    return [
+      {
+        ...base,
+        status: "pass",
+        detail: `FORWARD drops${where}: ${found}; qnet's accept rules for ${labBridges(lab).join(", ")} are in place in ${drops.map((d) => describeTarget(d.target)).join(", ")}.`,
+      },
+    ];
+  }
   return [
     {
       ...base,
-      status: "fail",
-      detail: `FORWARD drops${where}: ${found}; not covered for ${target}: ${uncovered.map((d) => d.how).join("; ")}, so routed and bridged VM traffic is dropped.`,
-      fix: uncovered
-        .map((d) => d.fix?.(names))
-        .filter(Boolean)
-        .join("; "),
+      status: "warn",
+      detail: `FORWARD drops${where}: ${found}; the lab's routed and bridged traffic is dropped there until qnet's accept rules for ${labBridges(lab).join(", ")} are in ${missing.map((d) => describeTarget(d.target)).join(", ")}: \`qnet up\` inserts them (and \`qnet down\` removes them).`,
+      fix: `qnet up <topology file>${ctx.runner.netns ? ` --netns ${ctx.runner.netns}` : ""}`,
     },
   ];
 }

@@ -1,7 +1,9 @@
 // Checks host ports the lab needs: forward ports, and DNS (53) and DHCP (67) on each bridge's gateway address.
+
+import { collides, describeProcs, parseSs } from "../facts/ss.js";
+import type { Listener } from "../facts/types.js";
 import type { Lab } from "../model/lab.js";
 import { probe } from "./run.js";
-import { collides, describeProcs, type Listener, parseSs } from "./ss-parse.js";
 import type { CheckResult, DoctorContext } from "./types.js";
 
 export async function listListeners(ctx: DoctorContext): Promise<Listener[] | null> {

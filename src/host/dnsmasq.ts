@@ -1,82 +1,36 @@
-// Runs one dnsmasq per DHCP bridge network in the lab's namespace: writes its config, starts it (journaled),
-// and repairs it (restart) when it died or its config changed.
-import { existsSync, readFileSync } from "node:fs";
+// Runs one dnsmasq per DHCP network in the lab's namespace: writes its configuration, stops an old
+// instance, starts it (the engine journaled how to stop it) and waits for its pidfile.
 import { UserError } from "../errors.js";
-import type { BridgeNetwork } from "../model/lab.js";
-import { dnsmasqPaths, renderDnsmasqConf, wantsDnsmasq } from "../render/dnsmasq-conf.js";
-import { bridgeNetworks } from "../render/nftables.js";
-import type { LabContext } from "./context.js";
+import type { WantDnsmasq } from "../kinds/dnsmasq.js";
+import type { Action } from "../kinds/types.js";
 import { writeFileAtomic } from "./files.js";
-import type { PhaseResult } from "./nat.js";
 import { livePid } from "./pidfile.js";
+import { stopPid } from "./process.js";
+import type { Runner } from "./runner.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function stop(pid: number): Promise<void> {
-  const gone = () => !existsSync(`/proc/${pid}`);
-  try {
-    process.kill(pid, "SIGTERM");
-  } catch {
-    return;
-  }
-  for (let i = 0; i < 50 && !gone(); i++) await sleep(20);
-  if (!gone()) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {}
-    for (let i = 0; i < 50 && !gone(); i++) await sleep(20);
-  }
-}
-
-export function confArg(conf: string): string {
-  return `--conf-file=${conf}`;
-}
-
-/** Make `net`'s dnsmasq run with the current configuration. */
-export async function ensureDnsmasq(ctx: LabContext, net: BridgeNetwork): Promise<PhaseResult> {
-  const p = dnsmasqPaths(ctx.stateDir, net.name);
-  const text = renderDnsmasqConf(ctx.lab, net, ctx.stateDir);
-  const match = confArg(p.conf);
-  const confChanged = !existsSync(p.conf) || readFileSync(p.conf, "utf8") !== text;
-  const pid = livePid(p.pidfile, match);
-  if (pid !== null && !confChanged) return { changed: false, notes: [] };
-
-  if (confChanged) writeFileAtomic(p.conf, text, 0o644);
+async function ensureDnsmasq(w: WantDnsmasq & { running: number | null }, runner: Runner) {
+  writeFileAtomic(w.paths.conf, w.conf, 0o644);
   // dnsmasq rereads only hosts files on SIGHUP; interfaces, ranges and dhcp-host need a restart.
-  if (pid !== null) await stop(pid);
-  ctx.journal.record({
-    what: `dnsmasq for network ${net.name} on ${net.bridge}`,
-    undo: { kind: "process", pidfile: p.pidfile, match },
-  });
+  const old = livePid(w.paths.pidfile, w.match);
+  if (old !== null) await stopPid(old, 1_000);
   // dnsmasq forks into the background; the parent exits once the sockets are bound and the pid written.
-  await ctx.runner.run(["dnsmasq", match], { timeoutMs: 15000 });
-  for (let i = 0; i < 100; i++) {
-    if (livePid(p.pidfile, match) !== null) {
-      const why =
-        pid !== null
-          ? "restarted (configuration changed)"
-          : confChanged
-            ? "started"
-            : "restarted (was not running)";
-      return { changed: true, notes: [`dnsmasq for ${net.name} ${why}`] };
-    }
-    await sleep(50);
+  await runner.run(["dnsmasq", w.match], { timeoutMs: 15_000 });
+  for (let i = 0; i < 200; i++) {
+    if (livePid(w.paths.pidfile, w.match) !== null) return;
+    await sleep(i < 20 ? 5 : 50);
   }
   throw new UserError(
-    `dnsmasq for network ${net.name} did not start (no pidfile ${p.pidfile})`,
-    `its log is ${p.logfile}`,
+    `dnsmasq for network ${w.network} did not start (no pidfile ${w.paths.pidfile})`,
+    `its log is ${w.paths.logfile}`,
   );
 }
 
-/** Every DHCP bridge network's dnsmasq. */
-export async function applyDnsmasq(ctx: LabContext): Promise<PhaseResult> {
-  const notes: string[] = [];
-  let changed = false;
-  for (const net of bridgeNetworks(ctx.lab)) {
-    if (!wantsDnsmasq(net)) continue;
-    const r = await ensureDnsmasq(ctx, net);
-    changed ||= r.changed;
-    notes.push(...r.notes);
-  }
-  return { changed, notes };
+export async function applyDnsmasq(actions: Action[], runner: Runner): Promise<void> {
+  await Promise.all(
+    actions.map((a) =>
+      ensureDnsmasq(a.payload as WantDnsmasq & { running: number | null }, runner),
+    ),
+  );
 }

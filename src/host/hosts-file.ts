@@ -1,4 +1,4 @@
-// `dns: host`: keeps the lab's block in the hosts file the host (or the lab's namespace) resolves with.
+// `dns: host`: the lab's block in the hosts file the host (or the lab's namespace) resolves with, and its undo.
 import {
   closeSync,
   existsSync,
@@ -13,50 +13,23 @@ import {
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { removeHostsBlock, renderHostsBlock, withHostsBlock } from "../render/hosts-block.js";
-import type { LabContext } from "./context.js";
+import type { HostsPayload } from "../kinds/hosts.js";
+import type { Action } from "../kinds/types.js";
+import type { Undo } from "../model/undo.js";
+import { removeHostsBlock, withHostsBlock } from "../render/hosts-block.js";
 import { writeFileAtomic } from "./files.js";
-import type { PhaseResult } from "./nat.js";
-import { registerUndoHandler } from "./undo.js";
 
-interface HostsUndo {
-  path: string;
-  lab: string;
-  /** qnet created the file (a namespace's /etc/netns/NS/hosts): delete it rather than edit it. */
-  created: boolean;
-}
-
-/**
- * The hosts file lookups see: /etc/hosts, or /etc/netns/<ns>/hosts for a lab in a namespace
- * (`ip netns exec` bind-mounts it over /etc/hosts, so it starts as a copy of /etc/hosts).
- */
-export function hostsPath(netns: string | null, etc = "/etc"): string {
-  return netns ? join(etc, "netns", netns, "hosts") : join(etc, "hosts");
-}
-
-export async function applyHostsFile(ctx: LabContext, etc = "/etc"): Promise<PhaseResult> {
-  const block = renderHostsBlock(ctx.lab);
-  if (!block) return { changed: false, notes: [] };
-  const path = hostsPath(ctx.runner.netns, etc);
-  const exists = existsSync(path);
-  const current = exists ? readFileSync(path, "utf8") : readFileSync(join(etc, "hosts"), "utf8");
-  const next = withHostsBlock(current, ctx.lab.name, block);
-  if (exists && next === current) return { changed: false, notes: [] };
-  const alreadyJournaled = exists && current.includes(`# BEGIN qnet:${ctx.lab.name} `);
-  if (!alreadyJournaled) {
-    const undo: HostsUndo = {
-      path,
-      lab: ctx.lab.name,
-      created: !exists,
-    };
-    ctx.journal.record({
-      what: `add the lab's names to ${path}`,
-      undo: { kind: "custom", handler: "hosts-block", data: undo },
-    });
+/** Write the lab's block into the hosts file its namespace resolves with (re-read now: never stale). */
+export async function applyHostsBlock(actions: Action[], lab: string): Promise<void> {
+  for (const a of actions) {
+    const p = a.payload as HostsPayload;
+    const exists = existsSync(p.path);
+    const current = readFileSync(exists ? p.path : p.base, "utf8");
+    const next = withHostsBlock(current, lab, p.block);
+    if (exists && next === current) continue;
+    mkdirSync(dirname(p.path), { recursive: true });
+    writeHosts(p.path, next, exists);
   }
-  mkdirSync(dirname(path), { recursive: true });
-  writeHosts(path, next, exists);
-  return { changed: true, notes: [`host resolves the lab's VMs by name (${path})`] };
 }
 
 /**
@@ -78,8 +51,7 @@ function writeHosts(path: string, text: string, existing: boolean): void {
   }
 }
 
-async function undoHostsBlock(data: unknown): Promise<void> {
-  const u = data as HostsUndo;
+export async function undoHostsBlock(u: Extract<Undo, { kind: "hosts-block" }>): Promise<void> {
   if (!existsSync(u.path)) return;
   const text = readFileSync(u.path, "utf8");
   const next = removeHostsBlock(text, u.lab);
@@ -96,5 +68,3 @@ async function undoHostsBlock(data: unknown): Promise<void> {
   }
   if (next !== text) writeHosts(u.path, next, true);
 }
-
-registerUndoHandler("hosts-block", undoHostsBlock);

@@ -1,32 +1,9 @@
 // The journal: every host change is recorded, with its undo, before it is made; down replays it in reverse.
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
 import { join } from "node:path";
+import type { JournalEntry } from "../model/undo.js";
 
-/** How to take back one change. Each kind has a handler in src/host/undo.ts; every handler is idempotent. */
-export type Undo =
-  /** Delete a link qnet created, only if it still carries qnet's mark (ifalias). */
-  | { kind: "link"; name: string; alias: string }
-  /** Delete a network namespace qnet created. */
-  | { kind: "netns"; name: string }
-  /** Stop a process qnet started, found by its pidfile and checked by its command line. */
-  | { kind: "process"; pidfile: string; match: string; qmp?: string }
-  /** Delete an nftables table qnet owns. */
-  | { kind: "nft-table"; family: string; table: string }
-  /** Put a sysctl back to the value it had. */
-  | { kind: "sysctl"; key: string; value: string }
-  /** Run a command that reverses the change (e.g. `iptables -D …`), tolerating "already gone". */
-  | { kind: "argv"; argv: string[] }
-  /** Remove a file or directory qnet created. */
-  | { kind: "path"; path: string }
-  /** A change whose undo is owned by a feature module (payload is the module's own). */
-  | { kind: "custom"; handler: string; data: unknown };
-
-export interface JournalEntry {
-  seq: number;
-  /** What was about to be done, for people. */
-  what: string;
-  undo: Undo;
-}
+export type { JournalEntry, Undo } from "../model/undo.js";
 
 const FILE = "journal.jsonl";
 

@@ -1,15 +1,15 @@
-// Network namespaces for labs: made when missing (journaled only if qnet made it), with `lo` up.
+// Network namespaces for labs: made when missing (with `lo` up), deleted on down only if qnet made them.
 import { existsSync } from "node:fs";
 import { EXIT, UserError } from "../errors.js";
-import { NETNS_RE } from "../model/schema.js";
-import type { Journal } from "./journal.js";
-import { ProcessRunner, type Runner } from "./runner.js";
+import { isNetnsName, NETNS_RULE } from "../model/names.js";
+import { handOver } from "./handover.js";
+import type { Runner } from "./runner.js";
 
 export function checkNetnsName(name: string): void {
-  if (!NETNS_RE.test(name)) {
+  if (!isNetnsName(name)) {
     throw new UserError(
       `invalid network namespace name ${JSON.stringify(name)}`,
-      "a namespace name is 1-64 characters of [A-Za-z0-9_.-], starting with a letter or digit",
+      NETNS_RULE,
       EXIT.usage,
     );
   }
@@ -21,22 +21,16 @@ export function netnsExists(name: string): boolean {
   return existsSync(`/run/netns/${name}`);
 }
 
-/**
- * Make sure the namespace exists. When qnet creates it, the journal gets `{kind:"netns"}` first (so
- * `down` deletes it) and its `lo` is brought up; a namespace that existed is used as is, never deleted.
- */
-export async function ensureNetns(opts: {
-  name: string;
-  journal: Journal;
-  runner?: Runner;
-  progress?: (msg: string) => void;
-}): Promise<{ created: boolean }> {
-  const { name, journal } = opts;
-  if (netnsExists(name)) return { created: false };
-  const runner = opts.runner ?? new ProcessRunner(null);
-  journal.record({ what: `create network namespace ${name}`, undo: { kind: "netns", name } });
+/** Make the namespace and bring its `lo` up (the engine has journaled its undo before). */
+export async function createNetns(name: string, runner: Runner): Promise<void> {
+  if (netnsExists(name)) return;
   await runner.run(["ip", "netns", "add", name], { hostNamespace: true });
   await runner.run(["ip", "-n", name, "link", "set", "dev", "lo", "up"], { hostNamespace: true });
-  opts.progress?.(`created network namespace ${name}`);
-  return { created: true };
+}
+
+/** Undo of a namespace qnet created: delete it, unless another lab still runs there (it inherits it). */
+export async function undoNetns(name: string, stateDir: string, runner: Runner): Promise<void> {
+  if (!netnsExists(name)) return;
+  if (handOver({ kind: "netns", name }, name, stateDir)) return;
+  await runner.run(["ip", "netns", "del", name], { hostNamespace: true });
 }

@@ -3,13 +3,13 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { EXIT, UserError } from "../errors.js";
 import type { Lab } from "../model/lab.js";
+import { isName, isPlainPath, NAME_RULE, PLAIN_PATH_RULE } from "../model/names.js";
 import { mkdirPrivate, writeFileAtomic } from "./files.js";
 import { Journal } from "./journal.js";
 import { acquireLock } from "./socket-lock.js";
 
 export const DEFAULT_STATE_ROOT = "/run/qnet";
 const LAB_FILE = "lab.json";
-const LAB_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$/;
 
 /** What `lab.json` holds: enough for `down` and `status` to work without the topology file. */
 export interface LabRecord {
@@ -29,17 +29,26 @@ export interface LabStateHandle {
 }
 
 function checkLabName(lab: string): void {
-  if (!LAB_NAME.test(lab)) {
+  if (!isName(lab)) {
     throw new UserError(
       `invalid lab name ${JSON.stringify(lab)}`,
-      "a lab name is 1-63 characters of [A-Za-z0-9_-]",
+      `a lab name is ${NAME_RULE}`,
+      EXIT.usage,
     );
   }
 }
 
 export function labStateDir(stateRoot: string | undefined, lab: string): string {
   checkLabName(lab);
-  return join(resolve(stateRoot ?? DEFAULT_STATE_ROOT), lab);
+  const dir = join(resolve(stateRoot ?? DEFAULT_STATE_ROOT), lab);
+  if (!isPlainPath(dir)) {
+    throw new UserError(
+      `state directory ${JSON.stringify(dir)} cannot be used`,
+      `the state directory must be ${PLAIN_PATH_RULE}: pass another --state-dir`,
+      EXIT.usage,
+    );
+  }
+  return dir;
 }
 
 /**
@@ -141,7 +150,7 @@ export function listLabs(stateRoot: string = DEFAULT_STATE_ROOT): KnownLab[] {
   if (!existsSync(root)) return [];
   const out: KnownLab[] = [];
   for (const name of readdirSync(root).sort()) {
-    if (!LAB_NAME.test(name)) continue;
+    if (!isName(name)) continue;
     const dir = join(root, name);
     try {
       if (!statSync(dir).isDirectory()) continue;

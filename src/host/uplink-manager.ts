@@ -1,20 +1,14 @@
-// Who manages a LAN uplink (NetworkManager, systemd-networkd, a DHCP client, nothing), Wi-Fi refusal, nmcli plans.
+// Detects who manages a LAN uplink (NetworkManager, systemd-networkd, a DHCP client, nothing) and Wi-Fi.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import { UserError } from "../errors.js";
-import type { UplinkSnapshot } from "../plan/uplink-plan.js";
+import type {
+  DhcpClient,
+  NmConnectionSettings,
+  UplinkManager,
+  UplinkSnapshot,
+} from "../facts/types.js";
+import { NM_FIELDS, splitNmcliTerse } from "../plan/uplink-manager.js";
 import type { Runner } from "./runner.js";
-
-export type UplinkManager =
-  | { kind: "nmcli"; connection: string | null }
-  | { kind: "networkd"; networkFile: string | null }
-  | { kind: "dhcp"; clients: DhcpClient[]; dynamic: string[] }
-  | { kind: "none" };
-
-export interface DhcpClient {
-  pid: number;
-  argv: string[];
-}
 
 export interface DetectOptions {
   /** Where sysfs is mounted (tests pass a fake tree); default QNET_SYSFS_ROOT or /sys. */
@@ -46,23 +40,6 @@ export async function isWireless(
   return existsSync(join(dir, "wireless")) || existsSync(join(dir, "phy80211"));
 }
 
-/** Refuse a Wi-Fi uplink, explaining why and what to use instead. */
-export async function refuseWireless(
-  runner: Runner,
-  network: string,
-  uplink: string,
-  opts: DetectOptions = {},
-): Promise<void> {
-  if (!(await isWireless(runner, uplink, opts))) return;
-  throw new UserError(
-    `network ${network}: uplink ${uplink} is a wireless (802.11) interface and cannot be bridged: ` +
-      "a Wi-Fi station may only send frames with its own MAC address (the access point drops frames " +
-      "from other MACs unless 4-address/WDS mode is enabled on both ends), so the VMs behind a bridge " +
-      "would never get through",
-    "use `mode: macvtap` on this network (or a routed `type: bridge` network with `nat: true`), or a wired uplink",
-  );
-}
-
 /** NetworkManager's view: the device's state and active connection, or null when NM does not manage it. */
 export async function nmDevice(
   runner: Runner,
@@ -81,23 +58,6 @@ export async function nmDevice(
     return { state, connection };
   }
   return null;
-}
-
-/** Split one line of `nmcli -t` output: fields are separated by `:`, and `\:` / `\\` escape. */
-export function splitNmcliTerse(line: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (c === "\\" && i + 1 < line.length) {
-      cur += line[++i];
-    } else if (c === ":") {
-      out.push(cur);
-      cur = "";
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
 }
 
 /** systemd-networkd manages the link when its state file says the link is configured by it. */
@@ -165,10 +125,14 @@ export async function detectManager(
   forced: "nmcli" | "iproute2" | null,
   opts: DetectOptions = {},
 ): Promise<UplinkManager> {
-  if (forced === "nmcli")
-    return { kind: "nmcli", connection: (await nmDevice(runner, snap.name))?.connection ?? null };
+  const nmcli = async (connection: string | null): Promise<UplinkManager> => ({
+    kind: "nmcli",
+    connection,
+    settings: connection ? await nmConnectionSettings(runner, connection) : null,
+  });
+  if (forced === "nmcli") return nmcli((await nmDevice(runner, snap.name))?.connection ?? null);
   const nm = forced === null ? await nmDevice(runner, snap.name) : null;
-  if (nm) return { kind: "nmcli", connection: nm.connection };
+  if (nm) return nmcli(nm.connection);
   // networkd runs in the host's namespace only; a lab namespace's ifindexes mean nothing to it.
   const nd = forced === null && !runner.netns ? networkdLink(snap.ifindex, opts) : null;
   if (nd) return { kind: "networkd", networkFile: nd.networkFile };
@@ -183,57 +147,6 @@ export async function detectManager(
   return { kind: "none" };
 }
 
-/** The refusal for a systemd-networkd uplink: networkd would undo a change made behind its back. */
-export function networkdRefusal(
-  network: string,
-  uplink: string,
-  bridge: string,
-  file: string | null,
-): UserError {
-  return new UserError(
-    `network ${network}: ${uplink} is managed by systemd-networkd${file ? ` (${file})` : ""}, which would ` +
-      "put the addresses back on it at its next reconfiguration; qnet does not move it behind networkd's back",
-    `configure the bridge in networkd instead: a ${bridge}.netdev with [NetDev] Name=${bridge} Kind=bridge ` +
-      `and MACAddress=<${uplink}'s MAC>, a .network matching ${uplink} with [Network] Bridge=${bridge}, and ` +
-      `move the Address=/DHCP=/Gateway= settings to a .network matching ${bridge}; then give qnet the ` +
-      `existing bridge, or set \`backend: iproute2\` to force the move anyway`,
-  );
-}
-
-/** What the plan says about a DHCP client holding a lease on the uplink. */
-export function dhcpNote(
-  uplink: string,
-  bridge: string,
-  m: UplinkManager & { kind: "dhcp" },
-): string {
-  const who = m.clients.length
-    ? m.clients.map((c) => `pid ${c.pid} (${c.argv.join(" ")})`).join(", ")
-    : "a DHCP client (addresses flagged dynamic)";
-  return (
-    `${uplink} holds a DHCP lease (${m.dynamic.join(", ") || "client running"}) from ${who}: the address moved to ` +
-    `${bridge} with its remaining lifetime, but the client still runs on ${uplink}; restart it on ${bridge} ` +
-    `(e.g. the same command with ${bridge} instead of ${uplink}) before the lease expires`
-  );
-}
-
-/** Settings of the uplink's NetworkManager connection that the bridge connection copies. */
-export interface NmConnectionSettings {
-  id: string;
-  ipv4: { method: string; addresses: string; gateway: string; dns: string };
-  ipv6: { method: string; addresses: string; gateway: string; dns: string };
-}
-
-export const NM_FIELDS = [
-  "ipv4.method",
-  "ipv4.addresses",
-  "ipv4.gateway",
-  "ipv4.dns",
-  "ipv6.method",
-  "ipv6.addresses",
-  "ipv6.gateway",
-  "ipv6.dns",
-] as const;
-
 /** Read the settings of a connection (`nmcli -g` prints one value per line, in field order). */
 export async function nmConnectionSettings(
   runner: Runner,
@@ -247,73 +160,4 @@ export async function nmConnectionSettings(
     ipv4: { method: at(0), addresses: at(1), gateway: at(2), dns: at(3) },
     ipv6: { method: at(4), addresses: at(5), gateway: at(6), dns: at(7) },
   };
-}
-
-/** The nmcli argv that moves the uplink onto a bridge, and the argv that undoes it (the seed's way). */
-export function planNmcli(opts: {
-  lab: string;
-  uplink: string;
-  bridge: string;
-  mac: string;
-  settings: NmConnectionSettings | null;
-}): { apply: string[][]; inverse: string[][]; bridgeCon: string; portCon: string } {
-  const bridgeCon = `qnet-${opts.lab}-${opts.bridge}`;
-  const portCon = `qnet-${opts.lab}-${opts.uplink}`;
-  const ip: string[] = [];
-  for (const fam of ["ipv4", "ipv6"] as const) {
-    const s = opts.settings?.[fam];
-    if (!s?.method) continue;
-    ip.push(`${fam}.method`, s.method);
-    if (s.addresses) ip.push(`${fam}.addresses`, s.addresses);
-    if (s.gateway) ip.push(`${fam}.gateway`, s.gateway);
-    if (s.dns) ip.push(`${fam}.dns`, s.dns);
-  }
-  const apply = [
-    // autoconnect no: the lab is run-time state; after a reboot the host comes back on its own connection.
-    [
-      "nmcli",
-      "connection",
-      "add",
-      "type",
-      "bridge",
-      "ifname",
-      opts.bridge,
-      "con-name",
-      bridgeCon,
-      "connection.autoconnect",
-      "no",
-      "bridge.stp",
-      "no",
-      "bridge.forward-delay",
-      "0",
-      "ethernet.cloned-mac-address",
-      opts.mac,
-      ...ip,
-    ],
-    [
-      "nmcli",
-      "connection",
-      "add",
-      "type",
-      "ethernet",
-      "slave-type",
-      "bridge",
-      "con-name",
-      portCon,
-      "ifname",
-      opts.uplink,
-      "master",
-      opts.bridge,
-      "connection.autoconnect",
-      "no",
-    ],
-    ["nmcli", "connection", "up", "id", portCon],
-    ["nmcli", "connection", "up", "id", bridgeCon],
-  ];
-  const inverse = [
-    ...(opts.settings ? [["nmcli", "connection", "up", "id", opts.settings.id]] : []),
-    ["nmcli", "connection", "delete", "id", portCon],
-    ["nmcli", "connection", "delete", "id", bridgeCon],
-  ];
-  return { apply, inverse, bridgeCon, portCon };
 }

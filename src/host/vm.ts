@@ -1,29 +1,36 @@
-// QEMU processes of a lab: launch detached (journaled first), find running ones, stop them.
-
+// QEMU processes of a lab: launch detached in the lab's namespace (macvtaps passed as open files), stop,
+// resume, wait for the guest agents; and the run state of one VM.
 import { spawn } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync } from "node:fs";
-import { dirname } from "node:path";
+import {
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from "node:fs";
+import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
-import { vmFiles } from "../lab/paths.js";
-import type { Vm } from "../model/lab.js";
+import { buildGuest } from "../guest/build.js";
+import type { Action } from "../kinds/types.js";
+import type { VmPayload } from "../kinds/vm.js";
+import type { HostFacts, Lab, Vm } from "../model/lab.js";
+import { vmFiles, vmRuntime } from "../model/paths.js";
+import { builtinAppend } from "../render/guest-boot.js";
 import type { VmRuntime } from "../render/qemu-args.js";
 import { qemuNameArg, vmArgv } from "../render/qemu-args.js";
-import type { LabContext } from "./context.js";
-import type { Undo } from "./journal.js";
+import { writeCloudInitSeed } from "./cloud-init-seed.js";
+import { waitForAgent } from "./guest-agent.js";
 import { livePid } from "./pidfile.js";
-import { qmpQueryStatus } from "./qmp.js";
-import { inNetns } from "./runner.js";
+import { undoProcess } from "./process.js";
+import { QmpClient, qmpQueryStatus } from "./qmp.js";
+import { inNetns, type Runner } from "./runner.js";
 
 /** The string in QEMU's argv (`-name …,process=`) that proves a PID is this lab's VM. */
-export function vmProcessTag(lab: string, vm: string): string {
-  return qemuNameArg(lab, vm);
-}
-
-/** How to stop a lab's VM: QMP quit, then signals, only if its pidfile's PID still carries its -name. */
-export function vmStopUndo(stateDir: string, lab: string, vm: string): Undo {
-  const f = vmFiles(stateDir, vm);
-  return { kind: "process", pidfile: f.pidfile, match: vmProcessTag(lab, vm), qmp: f.qmp };
-}
+export const vmProcessTag = qemuNameArg;
 
 export type VmState = "running" | "paused" | "stopped" | "unknown";
 
@@ -60,30 +67,79 @@ function tail(path: string, lines = 15): string {
 }
 
 /**
- * Launch one VM detached (-daemonize) inside the lab's namespace, after journaling how to stop it.
- * Returns false when it already runs (left untouched). QEMU's own output goes to <vm>.qemu.log.
+ * Open a macvtap's character device. /dev/tap<ifindex> is used when it is that device (ifindexes are per
+ * namespace, so another namespace's macvtap may own the name); otherwise a private node is made in the
+ * state directory, opened and removed.
  */
-export async function launchVm(ctx: LabContext, vm: Vm, rt: VmRuntime): Promise<boolean> {
+async function openMacvtap(runner: Runner, name: string, stateDir: string): Promise<number> {
+  const r = await runner.run(["ip", "-json", "link", "show", "dev", name]);
+  const ifindex = (JSON.parse(r.stdout) as { ifindex: number }[])[0]!.ifindex;
+  const dev = (
+    await runner.run(["cat", `/sys/class/net/${name}/macvtap/tap${ifindex}/dev`])
+  ).stdout.trim();
+  const [major, minor] = dev.split(":").map(Number) as [number, number];
+  const rdev = (major << 8) | (minor & 0xff) | ((minor & ~0xff) << 12);
+  const shared = `/dev/tap${ifindex}`;
+  try {
+    if (statSync(shared).rdev === rdev) return openSync(shared, constants.O_RDWR);
+  } catch {
+    // not there (no devtmpfs): make our own below
+  }
+  const own = join(stateDir, "vm", `${name}.dev`);
+  rmSync(own, { force: true });
+  await runner.run(["mknod", "-m", "0600", own, "c", String(major), String(minor)], {
+    hostNamespace: true,
+  });
+  try {
+    return openSync(own, constants.O_RDWR);
+  } finally {
+    rmSync(own, { force: true });
+  }
+}
+
+/** Files QEMU gets as fd 3+i for NIC i (macvtap NICs); null entries are not passed. */
+async function macvtapFds(lab: Lab, vm: Vm, runner: Runner, stateDir: string) {
+  const nets = new Map(lab.networks.map((n) => [n.name, n]));
+  const fds: (number | null)[] = [];
+  for (const nic of vm.nics) {
+    const net = nets.get(nic.network);
+    fds.push(
+      net?.type === "bridged" && net.mode === "macvtap"
+        ? await openMacvtap(runner, nic.tap!, stateDir)
+        : null,
+    );
+  }
+  return fds;
+}
+
+export interface VmContext {
+  lab: Lab;
+  stateDir: string;
+  runner: Runner;
+  facts: HostFacts;
+  progress: (msg: string) => void;
+}
+
+/**
+ * Launch one VM detached (-daemonize) inside the lab's namespace (the engine journaled how to stop it).
+ * QEMU's own output goes to <vm>.qemu.log.
+ */
+async function launchVm(ctx: VmContext, vm: Vm, rt: VmRuntime): Promise<void> {
   const f = vmFiles(ctx.stateDir, vm.name);
-  const tag = vmProcessTag(ctx.lab.name, vm.name);
-  if (livePid(f.pidfile, tag) !== null) return false;
   mkdirSync(dirname(f.pidfile), { recursive: true, mode: 0o700 });
   const argv = inNetns(ctx.runner.netns, vmArgv(ctx.lab, vm, ctx.facts, rt));
-  ctx.journal.record({
-    what: `start VM ${vm.name}`,
-    undo: vmStopUndo(ctx.stateDir, ctx.lab.name, vm.name),
-  });
-  const fd = openSync(f.stderrLog, "w", 0o600);
+  const nicFds = await macvtapFds(ctx.lab, vm, ctx.runner, ctx.stateDir);
+  const out = openSync(f.stderrLog, "w", 0o600);
   try {
-    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", fd, fd] });
+    const stdio = ["ignore", out, out, ...nicFds.map((fd) => fd ?? "ignore")] as const;
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: [...stdio] });
     const exitCode = await new Promise<number | null>((resolve) => {
       child.on("error", () => resolve(null));
       child.on("exit", (code) => resolve(code));
     });
-    const r = { exitCode };
-    if (r.exitCode !== 0 || !existsSync(f.pidfile)) {
+    if (exitCode !== 0 || !existsSync(f.pidfile)) {
       throw new UserError(
-        `VM ${vm.name} failed to start (QEMU exit code ${r.exitCode ?? "none"}):\n${tail(f.stderrLog) || "(no output)"}`,
+        `VM ${vm.name} failed to start (QEMU exit code ${exitCode ?? "none"}):\n${tail(f.stderrLog) || "(no output)"}`,
         `full QEMU output: ${f.stderrLog}`,
       );
     }
@@ -97,7 +153,86 @@ export async function launchVm(ctx: LabContext, vm: Vm, rt: VmRuntime): Promise<
       }
     }
   } finally {
-    closeSync(fd);
+    closeSync(out);
+    for (const fd of nicFds) if (fd !== null) closeSync(fd);
   }
-  return true;
+}
+
+async function resume(qmp: string): Promise<void> {
+  const c = await QmpClient.connect(qmp, { timeoutMs: 5_000 });
+  try {
+    await c.execute("cont");
+  } finally {
+    c.close();
+  }
+}
+
+/** Start, restart or resume the VMs of a run in parallel, then wait until each one's guest agent answers. */
+export async function applyVms(
+  actions: Action[],
+  ctx: VmContext,
+  opts: { waitSeconds?: number },
+): Promise<void> {
+  const { lab, progress } = ctx;
+  const todo = actions.map((a) => a.payload as VmPayload);
+  const booting = todo.filter((p) => p.mode !== "resume").map((p) => p.vm);
+  let builtin = { kernel: "", initrd: "" };
+  const builtinVms = booting.filter((v) => v.guest.kind === "builtin");
+  if (builtinVms.length > 0) {
+    // The guest is built for every NIC model of the lab: one cached build serves all its VMs.
+    const models = [...new Set(lab.vms.flatMap((v) => v.nics.map((n) => n.model)))];
+    progress(`built-in guest: building for ${models.join(", ")} (cached after the first build)`);
+    const g = await buildGuest({ nicModels: models, onProgress: (m) => progress(`  ${m}`) });
+    builtin = { kernel: g.kernel, initrd: g.initrd };
+  }
+  mkdirSync(join(ctx.stateDir, "vm"), { recursive: true, mode: 0o700 });
+  // Every launch settles before a failure is reported, so a rollback never races a QEMU being started.
+  const launches = await Promise.allSettled(
+    todo.map(async (p) => {
+      const vm = p.vm;
+      const f = vmFiles(ctx.stateDir, vm.name);
+      if (p.mode === "resume") {
+        await resume(f.qmp);
+        progress(`VM ${vm.name}: resumed`);
+        return;
+      }
+      if (p.mode === "restart") {
+        progress(`VM ${vm.name}: restarting (its tap was made anew)`);
+        await undoProcess({
+          kind: "process",
+          pidfile: f.pidfile,
+          match: vmProcessTag(lab.name, vm.name),
+          qmp: f.qmp,
+        });
+      }
+      if (vm.guest.kind === "disk")
+        await writeCloudInitSeed(lab, vm, f.seed, join(ctx.stateDir, "vm"));
+      await launchVm(
+        ctx,
+        vm,
+        vmRuntime(ctx.stateDir, vm, { ...builtin, append: builtinAppend(lab, vm) }),
+      );
+      progress(`VM ${vm.name}: started`);
+    }),
+  );
+  const failed = launches.find((l): l is PromiseRejectedResult => l.status === "rejected");
+  if (failed) throw failed.reason;
+  const waitMs = (opts.waitSeconds ?? 120) * 1000;
+  progress(`waiting for ${todo.length} guest agent(s) (up to ${waitMs / 1000} s)`);
+  await Promise.all(
+    todo.map(async ({ vm }) => {
+      const f = vmFiles(ctx.stateDir, vm.name);
+      try {
+        await waitForAgent(f.qga, { timeoutMs: waitMs, intervalMs: 200 });
+      } catch (e) {
+        throw new UserError(
+          `VM ${vm.name} did not answer its guest agent within ${waitMs / 1000} s`,
+          `its console log is ${f.serialLog}; QEMU's output is ${f.stderrLog}; raise --wait on a slow machine`,
+          undefined,
+          { cause: e },
+        );
+      }
+      progress(`VM ${vm.name}: ready`);
+    }),
+  );
 }

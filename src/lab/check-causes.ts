@@ -1,9 +1,9 @@
 // `qnet check`: the most likely cause of each failed pair, from the lab's drift, the live state and doctor (pure).
 import type { CheckResult } from "../doctor/types.js";
-import type { StatusObject } from "../host/status.js";
 import type { Lab } from "../model/lab.js";
 import type { PairResult } from "./check-pairs.js";
 import type { LiveLab } from "./live.js";
+import type { StatusObject } from "./status.js";
 
 export interface CauseFacts {
   lab: Lab;
@@ -23,8 +23,8 @@ const bad = (o: StatusObject) => o.state !== "present";
 
 function statusCause(o: StatusObject, what: string): string {
   // The status detail may repeat the owner ("… (vm1 nic 0)"): the cause names it already.
-  const detail = o.detail.replace(/\s*\([^()]*\bnic \d+\)$/, "");
-  return `${what} is ${o.state} (${detail}); \`qnet status\` shows it, \`qnet down\` then \`qnet up\` rebuilds it`;
+  const detail = o.detail.replace(/\s*\([^()]*\bnic \d+\b[^()]*\)$/, "");
+  return `${what} is ${o.state} (${detail}); \`qnet status\` shows it, \`qnet up\` repairs it`;
 }
 
 /** Host objects the pair's network needs: its bridge, the host's address on it, the taps of its ends. */
@@ -91,6 +91,11 @@ function hostPathCause(r: PairResult, f: CauseFacts): string | null {
   if ((r.kind === "nat" || (r.kind === "forward" && r.forward?.networkType === "bridge")) && nft) {
     if (bad(nft)) return statusCause(nft, `the lab's nftables table ${nft.name}`);
   }
+  // Routed traffic (and bridged, where br_netfilter filters it) needs qnet's accept rules where a
+  // FORWARD chain drops: a chain whose rules are missing is drift that `qnet up` repairs.
+  const fw = f.status.find((o) => o.kind === "firewall" && bad(o));
+  if (fw && (r.kind === "nat" || r.kind === "forward" || r.kind === "vm-vm"))
+    return statusCause(fw, `qnet's ${fw.name}`);
   if (r.kind === "nat") {
     for (const id of ["forward-policy", "ip-forward"]) {
       const c = doctorFinding(f, id);

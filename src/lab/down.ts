@@ -1,9 +1,8 @@
 // `qnet down`: take back everything a lab's journal records, newest first, without the topology file.
 import { existsSync } from "node:fs";
+import { downLab } from "../engine/undo.js";
 import { EXIT, UserError } from "../errors.js";
-import "../host/undo-handlers.js";
 import { DEFAULT_STATE_ROOT, labStateDir, listLabs, openLabState } from "../host/state.js";
-import { downLab } from "../host/undo.js";
 
 export interface DownResult {
   lab: string;

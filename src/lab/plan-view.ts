@@ -1,14 +1,19 @@
 // `qnet plan`: the resolved lab, the host changes and every VM's argv, for people and for programs.
-import { formatArgv } from "../errors.js";
+import { observeAndPlan, planEnv } from "../engine/engine.js";
+import { formatArgv, UserError } from "../errors.js";
+import { ProcessRunner } from "../host/runner.js";
 import type { HostFacts, Lab } from "../model/lab.js";
+import { vmRuntime } from "../model/paths.js";
+import { builtinAppend } from "../render/guest-boot.js";
 import { networkArgs, vmArgv } from "../render/qemu-args.js";
-import { builtinAppend } from "./guest-boot.js";
-import { vmRuntime } from "./paths.js";
 
 /** One planned host change, as shown by `plan` (the host engine's actions map onto this). */
 export interface PlannedChange {
   what: string;
   reason: string;
+  /** The object changed, as `qnet status` names it: its kind and name. */
+  kind: string;
+  object: string;
 }
 
 export interface PlanView {
@@ -17,6 +22,29 @@ export interface PlanView {
   changes: PlannedChange[];
   notes: string[];
   vms: { name: string; network: string[]; argv: string[] }[];
+}
+
+/**
+ * What `qnet up` would change on this host, each with its reason (the engine's plan against the host as it
+ * is now, VMs included), and notes. Throws, as `up` would, when a change is refused before it starts.
+ */
+export async function hostChanges(
+  lab: Lab,
+  opts: { stateDir: string; netns: string | null; facts: HostFacts },
+): Promise<{ changes: PlannedChange[]; notes: string[] }> {
+  const env = planEnv(lab, {
+    stateDir: opts.stateDir,
+    netns: opts.netns,
+    vms: true,
+    machine: opts.facts,
+  });
+  const { plan } = await observeAndPlan(env, new ProcessRunner(opts.netns));
+  if (plan.problems.length > 0)
+    throw new UserError(`${plan.problems.join("; ")}; nothing was changed`);
+  const changes = plan.verdicts.flatMap((v) =>
+    v.actions.map((a) => ({ what: a.what, reason: a.reason, kind: v.kind, object: v.name })),
+  );
+  return { changes, notes: plan.notes };
 }
 
 /** Placeholders for the built-in guest's files, which `up` builds into the cache. */

@@ -1,25 +1,24 @@
-// `qnet status`: the labs qnet knows, and for one lab each object's state (links, services, VMs).
-
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { confArg } from "../host/dnsmasq.js";
-import { observeHost } from "../host/iproute2.js";
+// `qnet status`: the lab's plan against the host, reported per object (present, missing or drifted):
+// exactly the objects `qnet up` would change are the ones not present. Running VMs add their addresses.
+import { observeAndPlan, planEnv } from "../engine/engine.js";
+import { UserError } from "../errors.js";
+import { detectFacts } from "../host/facts.js";
 import { netnsExists } from "../host/netns.js";
-import { livePid } from "../host/pidfile.js";
 import { ProcessRunner } from "../host/runner.js";
-import { readLabRecord } from "../host/state.js";
-import { labStatus, type StatusObject } from "../host/status.js";
-import { vmStatus } from "../host/vm.js";
-import { bridgedNics } from "../plan/uplink-plan.js";
-import { dnsmasqPaths, wantsDnsmasq } from "../render/dnsmasq-conf.js";
-import { nftTable, renderNftRuleset } from "../render/nftables.js";
+import { readLabRecord, recordNetns } from "../host/state.js";
+import type { ObjectState } from "../kinds/types.js";
 import { describeAddresses, type NicAddresses, vmAddresses } from "./vm-addresses.js";
 
-/** A status object; VM objects of running VMs carry the addresses their guest agent reports. */
-export type FullStatusObject = StatusObject & {
+export interface StatusObject {
+  /** The resource kind: netns, module, uplink, bridge, address, tap, macvtap, sysctl, nft-table, ... */
+  kind: string;
+  name: string;
+  state: ObjectState;
+  /** What it is (present), or what differs (missing, drifted). */
+  detail: string;
   /** Per NIC (VM objects only): null when the VM is not running or its agent did not answer. */
   addresses?: NicAddresses[] | null;
-};
+}
 
 /** Time for each VM's guest agent to report its addresses (VMs are asked in parallel). */
 const AGENT_TIMEOUT_MS = 2_500;
@@ -28,120 +27,59 @@ export interface FullStatus {
   lab: string;
   stateDir: string;
   netns: string | null;
-  objects: FullStatusObject[];
+  objects: StatusObject[];
+  /** Every object present: `qnet up` would change nothing. */
   ok: boolean;
 }
 
 export async function fullStatus(stateDir: string): Promise<FullStatus> {
-  const base = await labStatus(stateDir);
-  const rec = readLabRecord(stateDir)!;
-  const objects: FullStatusObject[] = [...base.objects];
-  const runner = new ProcessRunner(base.netns);
-  if (!base.netns || netnsExists(base.netns)) objects.push(...(await bridgedObjects(rec, runner)));
-  for (const net of rec.lab.networks) {
-    if (net.type !== "bridge" || !wantsDnsmasq(net)) continue;
-    const p = dnsmasqPaths(stateDir, net.name);
-    const pid = livePid(p.pidfile, confArg(p.conf));
-    objects.push({
-      kind: "dnsmasq",
-      name: net.name,
-      state: pid ? "present" : "missing",
-      detail: pid ? `pid ${pid}, DHCP/DNS on ${net.bridge}` : `not running (log: ${p.logfile})`,
-    });
-  }
-  if (renderNftRuleset(rec.lab, { defaultUplink: null }) !== null) {
-    const t = nftTable(rec.lab.name);
-    const r =
-      base.netns && !netnsExists(base.netns)
-        ? null
-        : await runner.run(["nft", "list", "table", t.family, t.table], { allowFail: true });
-    // `up` saves the table as nft lists it: a difference means someone flushed or edited it.
-    const listing = join(stateDir, "nftables.listing");
-    const edited =
-      r?.exitCode === 0 && existsSync(listing) && readFileSync(listing, "utf8") !== r.stdout;
-    objects.push({
-      kind: "nft-table",
-      name: `${t.family} ${t.table}`,
-      state: r?.exitCode !== 0 ? "missing" : edited ? "drifted" : "present",
-      detail:
-        r?.exitCode !== 0
-          ? "table gone (deleted by hand)"
-          : edited
-            ? "rules differ from what qnet loaded (flushed or edited by hand)"
-            : "NAT and forwards",
-    });
-  }
-  const noVms = rec.options?.noVms === true;
-  if (!noVms) {
-    const rows = await Promise.all(
-      rec.lab.vms.map(async (vm): Promise<FullStatusObject> => {
-        const s = await vmStatus(stateDir, rec.lab.name, vm.name);
-        let detail = `${s.state}${s.pid ? ` (pid ${s.pid})` : ""}: ${s.detail}`;
-        let addresses: NicAddresses[] | null = null;
-        if (s.state === "running") {
-          const a = await vmAddresses(stateDir, vm, AGENT_TIMEOUT_MS);
-          if (a.ok) {
-            addresses = a.nics;
-            detail += `; ${describeAddresses(a.nics)}`;
-          } else detail += "; agent not answering";
-        }
-        return {
-          kind: "vm",
-          name: vm.name,
-          state: s.state === "running" ? "present" : s.state === "stopped" ? "missing" : "drifted",
-          detail,
-          addresses,
-        };
-      }),
+  const rec = readLabRecord(stateDir);
+  if (!rec) {
+    throw new UserError(
+      `no lab record (lab.json) in ${stateDir}`,
+      "the lab is not up; `qnet down` cleans up a half-made one",
     );
-    objects.push(...rows);
   }
-  return { ...base, objects, ok: objects.every((o) => o.state === "present") };
-}
-
-/** Bridged networks: the bridge holding the uplink (and its addresses), the VMs' taps or macvtaps. */
-async function bridgedObjects(
-  rec: NonNullable<ReturnType<typeof readLabRecord>>,
-  runner: ProcessRunner,
-): Promise<StatusObject[]> {
-  const nets = rec.lab.networks.flatMap((n) => (n.type === "bridged" ? [n] : []));
-  if (nets.length === 0) return [];
-  const byName = new Map((await observeHost(runner)).links.map((l) => [l.name, l]));
-  const out: StatusObject[] = [];
-  for (const net of nets) {
-    const macvtap = net.mode === "macvtap";
-    if (!macvtap) {
-      const br = byName.get(net.bridge);
-      const up = byName.get(net.uplink);
-      const d: string[] = [];
-      if (br && br.kind !== "bridge") d.push(`is a ${br.kind ?? "plain"} link`);
-      if (br && up?.master !== net.bridge)
-        d.push(up ? `uplink ${net.uplink} not enslaved` : `uplink ${net.uplink} gone`);
-      const addrs = (br?.addrs ?? []).filter((a) => a.family === "inet");
-      out.push({
-        kind: "bridge",
-        name: net.bridge,
-        state: !br ? "missing" : d.length ? "drifted" : "present",
-        detail: !br
-          ? `network ${net.name} (uplink ${net.uplink})`
-          : d.length
-            ? d.join(", ")
-            : `network ${net.name}, uplink ${net.uplink}${addrs.length ? `, ${addrs.map((a) => `${a.local}/${a.prefixlen}`).join(" ")}` : ""}`,
-      });
-    }
-    for (const n of bridgedNics(rec.lab, net)) {
-      const l = byName.get(n.name);
-      const want = macvtap ? net.uplink : net.bridge;
-      const attached = macvtap ? l?.kind === "macvtap" : l?.master === net.bridge;
-      out.push({
-        kind: macvtap ? "link" : "tap",
-        name: n.name,
-        state: !l ? "missing" : attached ? "present" : "drifted",
-        detail: `${n.vm} nic ${n.index} ${macvtap ? "macvtap on" : "on"} ${want}${l && !attached ? " (detached)" : ""}`,
-      });
-    }
+  const netns = recordNetns(rec);
+  const head = { lab: rec.lab.name, stateDir, netns };
+  if (netns && !netnsExists(netns)) {
+    // The lab's links, dnsmasq and VMs lived in it: they went with it (VMs hold it while they run).
+    return {
+      ...head,
+      ok: false,
+      objects: [
+        {
+          kind: "netns",
+          name: netns,
+          state: "missing",
+          detail: `the namespace is gone (deleted by hand?), and the lab's objects in it with it; \`qnet down ${rec.lab.name}\` cleans up the rest, \`qnet up\` builds the lab again`,
+        },
+      ],
+    };
   }
-  return out;
+  const env = planEnv(rec.lab, {
+    stateDir,
+    netns,
+    vms: rec.options?.noVms !== true,
+    machine: detectFacts(),
+  });
+  const { plan } = await observeAndPlan(env, new ProcessRunner(netns));
+  const objects: StatusObject[] = await Promise.all(
+    plan.verdicts.map(async (v): Promise<StatusObject> => {
+      const o: StatusObject = { kind: v.kind, name: v.name, state: v.state, detail: v.detail };
+      if (v.kind !== "vm") return o;
+      const vm = rec.lab.vms.find((x) => x.name === v.name)!;
+      o.addresses = null;
+      if (v.state === "missing") return o;
+      const a = await vmAddresses(stateDir, vm, AGENT_TIMEOUT_MS);
+      if (a.ok) {
+        o.addresses = a.nics;
+        o.detail += `; ${describeAddresses(a.nics)}`;
+      } else o.detail += "; agent not answering";
+      return o;
+    }),
+  );
+  return { ...head, objects, ok: objects.every((o) => o.state === "present") };
 }
 
 export function renderStatusTable(s: FullStatus): string {

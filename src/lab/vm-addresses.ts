@@ -1,7 +1,7 @@
 // The addresses each running VM's NICs hold, asked of its guest agent (short timeouts, never throws).
 import { GuestAgent, type GuestInterface } from "../host/guest-agent.js";
 import type { Vm } from "../model/lab.js";
-import { vmFiles } from "./paths.js";
+import { vmFiles } from "../model/paths.js";
 
 export interface NicAddresses {
   /** NIC index in the topology. */

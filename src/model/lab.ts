@@ -104,8 +104,3 @@ export interface HostFacts {
   /** /dev/kvm is usable. */
   kvm: boolean;
 }
-
-/** qnet's mark on what it creates for a lab: interface alias, firewall rule comment. */
-export function ownerMark(lab: string): string {
-  return `qnet:${lab}`;
-}

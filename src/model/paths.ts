@@ -1,7 +1,7 @@
 // Where a lab's run-time files live inside its state directory (pure path arithmetic).
 import { join } from "node:path";
-import type { Vm } from "../model/lab.js";
 import type { VmRuntime } from "../render/qemu-args.js";
+import type { Vm } from "./lab.js";
 
 export interface VmFiles {
   qmp: string;

@@ -1,65 +1,7 @@
 // Moving a LAN uplink onto a bridge: from an observed snapshot, the `ip -batch` lines of the move and its exact inverse.
-import type { BridgedNetwork, Lab } from "../model/lab.js";
-import { IFNAME_RE } from "../model/schema.js";
-
-/** One address of `ip -json addr show dev X` (`addr_info[]`), the fields qnet carries over. */
-export interface AddrInfo {
-  family: "inet" | "inet6";
-  local: string;
-  prefixlen: number;
-  scope?: string;
-  label?: string;
-  broadcast?: string;
-  peer?: string;
-  metric?: number;
-  dynamic?: boolean;
-  noprefixroute?: boolean;
-  nodad?: boolean;
-  home?: boolean;
-  mngtmpaddr?: boolean;
-  secondary?: boolean;
-  tentative?: boolean;
-  valid_life_time?: number;
-  preferred_life_time?: number;
-}
-
-/** One route of `ip -json -4|-6 route show table all dev X`, the fields qnet carries over. */
-export interface RouteInfo {
-  /** Added by the reader: which family the route was listed under. */
-  family: "inet" | "inet6";
-  type?: string;
-  dst: string;
-  gateway?: string;
-  protocol?: string;
-  scope?: string;
-  prefsrc?: string;
-  metric?: number;
-  table?: string;
-  flags?: string[];
-  pref?: string;
-  nexthops?: unknown;
-  nhid?: number;
-}
-
-/** What qnet saw of the uplink before touching it. */
-export interface UplinkSnapshot {
-  name: string;
-  ifindex: number;
-  mac: string;
-  mtu: number;
-  up: boolean;
-  /** The bridge (or bond) the uplink is already enslaved to, if any. */
-  master: string | null;
-  addrs: AddrInfo[];
-  routes: RouteInfo[];
-}
-
-/** A tap qnet creates on the bridge for a VM NIC. */
-export interface TapSpec {
-  name: string;
-  /** Owner (user name) of the tap, or null: root. */
-  user: string | null;
-}
+import type { AddrInfo, RouteInfo, UplinkSnapshot } from "../facts/types.js";
+import type { BridgedNetwork } from "../model/lab.js";
+import { IFNAME_RE } from "../model/names.js";
 
 export interface UplinkMovePlan {
   /** `ip -batch` lines that move the uplink onto the bridge (one process, stops at the first error). */
@@ -189,13 +131,11 @@ export function moveObstacles(s: UplinkSnapshot, bridge: string): string[] {
  */
 export function planUplinkMove(
   s: UplinkSnapshot,
-  opts: { bridge: string; alias: string; taps?: TapSpec[] },
+  opts: { bridge: string; alias: string },
 ): UplinkMovePlan {
   const { bridge, alias } = opts;
-  const taps = opts.taps ?? [];
   checkName(s.name, "uplink");
   checkName(bridge, "bridge");
-  for (const t of taps) checkName(t.name, "tap");
   if (!/^[A-Za-z0-9_.:-]+$/.test(alias))
     throw new Error(`internal: alias ${JSON.stringify(alias)}`);
   const obstacles = moveObstacles(s, bridge);
@@ -209,14 +149,6 @@ export function planUplinkMove(
     ...addrs.map((a) => addrAddLine(a, bridge, s.name, true)),
     `link set dev ${bridge} up`,
   ];
-  for (const t of taps) {
-    apply.push(
-      `tuntap add dev ${t.name} mode tap${t.user ? ` user ${t.user}` : ""}`,
-      `link set dev ${t.name} alias ${alias}`,
-      `link set dev ${t.name} master ${bridge}`,
-      `link set dev ${t.name} up`,
-    );
-  }
   if (!s.up) apply.push(`link set dev ${s.name} up`);
   apply.push(`link set dev ${s.name} master ${bridge}`);
   apply.push(...routes.map((r) => routeReplaceLine(r, bridge)));
@@ -232,8 +164,6 @@ export function planUplinkMove(
     ...[...addrs].reverse().map((a) => addrDelLine(a, bridge)),
     `link set dev ${s.name} nomaster`,
     ...(s.up ? [] : [`link set dev ${s.name} down`]),
-    // Persistent taps outlive their bridge: each is deleted by name.
-    ...taps.map((t) => `link del dev ${t.name}`),
     `link del dev ${bridge}`,
   ];
   return {
@@ -246,87 +176,30 @@ export function planUplinkMove(
   };
 }
 
-/** Batch lines creating one macvtap per VM NIC on the uplink (bridge mode: VMs reach each other). */
-export function planMacvtaps(
-  uplink: string,
-  alias: string,
-  nics: { name: string; mac: string }[],
-): { apply: string[]; inverse: string[] } {
-  checkName(uplink, "uplink");
-  const apply: string[] = [];
-  const inverse: string[] = [];
-  for (const n of nics) {
-    checkName(n.name, "macvtap");
-    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(n.mac)) throw new Error(`internal: MAC ${n.mac}`);
-    apply.push(
-      `link add link ${uplink} name ${n.name} address ${n.mac} type macvtap mode bridge`,
-      `link set dev ${n.name} alias ${alias}`,
-      `link set dev ${n.name} up`,
+/** The address the move is checked against: the network's `probe`, else the uplink's default gateway. */
+export function probeTarget(net: BridgedNetwork, snap: UplinkSnapshot): string | null {
+  if (net.probe) return net.probe;
+  const def = (fam: string) =>
+    snap.routes.find(
+      (r) =>
+        r.family === fam && r.dst === "default" && r.gateway && (!r.table || r.table === "main"),
     );
-    inverse.push(`link del dev ${n.name}`);
-  }
-  return { apply, inverse };
+  return def("inet")?.gateway ?? def("inet6")?.gateway ?? null;
 }
 
-/** What the host cannot do with macvtap, stated by `qnet plan` and the docs. */
-export const MACVTAP_LIMITATION =
-  "with mode: macvtap the host cannot reach the VMs over the uplink (macvtap does not loop frames between " +
-  "the uplink's own stack and its macvtaps); use mode: bridge, or a second NIC, if the host must talk to them";
-
-/** One bridged network as `qnet plan` shows it: the actions, in order, and notes for people. */
-export interface BridgedPlan {
-  network: string;
-  mode: BridgedNetwork["mode"];
-  actions: string[];
-  notes: string[];
-}
-
-/** Links a bridged network gets, one per VM NIC on it: taps (bridge mode) or macvtaps. */
-export function bridgedNics(
-  lab: Lab,
-  net: BridgedNetwork,
-): { vm: string; index: number; name: string; mac: string; user: string | null }[] {
-  return lab.vms.flatMap((vm) =>
-    vm.nics
-      .filter((n) => n.network === net.name)
-      .map((n) => ({ vm: vm.name, index: n.index, name: n.tap!, mac: n.mac, user: vm.user })),
-  );
-}
-
-/** Pure plan of every bridged network of a lab (no host facts): for `qnet plan`. */
-export function planBridged(lab: Lab): BridgedPlan[] {
-  const out: BridgedPlan[] = [];
-  for (const net of lab.networks) {
-    if (net.type !== "bridged") continue;
-    const nics = bridgedNics(lab, net);
-    if (net.mode === "macvtap") {
-      out.push({
-        network: net.name,
-        mode: net.mode,
-        actions: nics.map(
-          (n) =>
-            `create macvtap ${n.name} on ${net.uplink} for ${n.vm} nic ${n.index} (MAC ${n.mac}, mode bridge)`,
-        ),
-        notes: [MACVTAP_LIMITATION],
-      });
-      continue;
-    }
-    out.push({
-      network: net.name,
-      mode: net.mode,
-      actions: [
-        `create bridge ${net.bridge} with ${net.uplink}'s MAC address and MTU (STP off, forward delay 0)`,
-        `move ${net.uplink}'s IPv4/IPv6 addresses and routes (default route included) onto ${net.bridge}; enslave ${net.uplink}`,
-        ...nics.map((n) => `create tap ${n.name} on ${net.bridge} for ${n.vm} nic ${n.index}`),
-        `probe ${net.probe ?? "the default gateway"} with ping; roll back automatically if it does not answer`,
-      ],
-      notes: [
-        `${net.uplink} drops for a moment only if the probe fails (then the change is rolled back); ` +
-          `backend: ${net.backend ?? "detected (NetworkManager, systemd-networkd, DHCP client or plain iproute2)"}`,
-      ],
-    });
-  }
-  return out;
+/** The snapshot fields that must come back after an undo (lifetimes of dynamic addresses tick, so not those). */
+export function comparable(s: UplinkSnapshot): unknown {
+  return {
+    mac: s.mac,
+    mtu: s.mtu,
+    up: s.up,
+    master: s.master,
+    addrs: s.addrs.map(({ valid_life_time, preferred_life_time, tentative, ...a }) => ({
+      ...a,
+      forever: valid_life_time === 4294967295,
+    })),
+    routes: s.routes.map(({ flags, ...r }) => r),
+  };
 }
 
 /** One neighbour the bridge has resolved (`ip -json neigh show dev BR`). */

@@ -1,5 +1,6 @@
 // The accept rules a lab needs in a host FORWARD chain that drops: pure, rendered for iptables and nft.
-import { type Lab, ownerMark } from "../model/lab.js";
+import type { Lab } from "../model/lab.js";
+import { ownerMark } from "../model/names.js";
 import { bridgeNetworks, isLoopback, nftIf } from "./nftables.js";
 
 /** One accept rule, in terms both iptables and nft can express. */
@@ -11,9 +12,6 @@ export interface AcceptRule {
   /** established: replies (RELATED,ESTABLISHED); dnat: connections a forward redirected. */
   ct?: "established" | "dnat";
 }
-
-/** The comment that marks every firewall rule qnet adds for `lab`. */
-export const ownerComment = ownerMark;
 
 export function acceptRules(lab: Lab): AcceptRule[] {
   const rules: AcceptRule[] = [];
@@ -41,13 +39,13 @@ export function iptablesSpec(lab: string, r: AcceptRule): string[] {
   if (r.oif) a.push("-o", r.oif);
   if (r.ct === "established") a.push("-m", "conntrack", "--ctstate", "RELATED,ESTABLISHED");
   if (r.ct === "dnat") a.push("-m", "conntrack", "--ctstate", "DNAT");
-  a.push("-m", "comment", "--comment", ownerComment(lab), "-j", "ACCEPT");
+  a.push("-m", "comment", "--comment", ruleComment(lab, r), "-j", "ACCEPT");
   return a;
 }
 
-/** The comment of a rule in a native nft chain: owner plus key, so its presence can be checked. */
-export function nftRuleComment(lab: string, r: AcceptRule): string {
-  return `${ownerComment(lab)} ${r.key}`;
+/** The comment of every accept rule: owner plus key, so each rule's presence can be read off a listing. */
+export function ruleComment(lab: string, r: AcceptRule): string {
+  return `${ownerMark(lab)} ${r.key}`;
 }
 
 /** The rule as an nft statement list (for `nft insert rule <family> <table> <chain> …`). */
@@ -57,6 +55,6 @@ export function nftRuleText(lab: string, r: AcceptRule): string {
   if (r.oif) a.push(`oifname ${nftIf(r.oif)}`);
   if (r.ct === "established") a.push("ct state established,related");
   if (r.ct === "dnat") a.push("ct status dnat");
-  a.push("accept", `comment "${nftRuleComment(lab, r)}"`);
+  a.push("accept", `comment "${ruleComment(lab, r)}"`);
   return a.join(" ");
 }

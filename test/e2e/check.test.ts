@@ -133,8 +133,11 @@ describe("qnet check and live diagram: private-lan", () => {
       "vm1>vm0@lan",
     ]);
     for (const p of report.pairs.filter((x) => x.status === "fail")) {
-      assert.match(p.cause!, new RegExp(`tap ${tap} of vm1's NIC 0 on lan is drifted`));
-      assert.match(p.cause!, /deleted since qnet made it/);
+      assert.match(
+        p.cause!,
+        new RegExp(`tap ${tap} of vm1's NIC 0 on lan is missing \\(absent\\)`),
+      );
+      assert.match(p.cause!, /`qnet up` repairs it/);
     }
     const t = env.qnet(["check", "lab"]);
     assert.equal(t.status, 1);
@@ -238,7 +241,7 @@ describe("qnet check: NAT to a named target and a DNAT forward (services)", () =
     assert.ok((fwd?.latencyMs ?? 0) > 0);
   });
 
-  test("a FORWARD drop in the namespace fails exactly the NAT pairs, with doctor's finding as cause", () => {
+  test("a FORWARD drop in the namespace fails exactly the NAT pairs; the missing accept rules are the cause", () => {
     sh(
       ["ip", "netns", "exec", ns, "nft", "-f", "-"],
       "table inet qntest {\n chain qfwd {\n  type filter hook forward priority 0; policy drop;\n }\n}\n",
@@ -248,8 +251,11 @@ describe("qnet check: NAT to a named target and a DNAT forward (services)", () =
       assert.equal(status, 1);
       assert.deepEqual(failedIds(report), ["vm0>nat:198.51.100.2", "vm1>nat:198.51.100.2"]);
       for (const p of report.pairs.filter((x) => x.status === "fail"))
-        assert.match(p.cause!, /^FORWARD drop policy: .*table inet qntest/);
-      assert.ok(report.doctor.some((c) => c.id === "forward-policy" && c.status === "fail"));
+        assert.match(
+          p.cause!,
+          /^qnet's accept rules in nftables inet qntest qfwd is missing \(nftables \(table inet qntest, base chain qfwd.*`qnet up` repairs it/,
+        );
+      assert.ok(report.doctor.some((c) => c.id === "forward-policy" && c.status === "warn"));
     } finally {
       sh(["ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "qntest"]);
     }

@@ -6,17 +6,36 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
+import { reconcile } from "../../src/engine/engine.js";
+import { downLab } from "../../src/engine/undo.js";
 import { UserError } from "../../src/errors.js";
-import { applyHostNetwork } from "../../src/host/apply.js";
-import type { LabContext } from "../../src/host/context.js";
 import { Journal } from "../../src/host/journal.js";
 import { ProcessRunner } from "../../src/host/runner.js";
 import { listLabs, openLabState, saveLabRecord } from "../../src/host/state.js";
-import { labStatus } from "../../src/host/status.js";
-import { downLab } from "../../src/host/undo.js";
+import { tapsOf } from "../../src/kinds/tap.js";
+import { fullStatus } from "../../src/lab/status.js";
 import { compileTopology } from "../../src/load/compile.js";
 import type { Lab } from "../../src/model/lab.js";
-import { desiredHost } from "../../src/plan/host-plan.js";
+import { HOST_KINDS } from "./helpers/big-lab.js";
+
+/** The links a lab wants (what this engine part makes). */
+function desiredHost(lab: Lab) {
+  return {
+    bridges: lab.networks.flatMap((n) =>
+      n.type === "bridge"
+        ? [{ name: n.bridge, address: n.gateway ? `${n.gateway}/${n.prefix}` : null }]
+        : [],
+    ),
+    taps: tapsOf(lab),
+  };
+}
+
+/** `qnet status` restricted to the objects this part of the engine makes. */
+async function labStatus(dir: string) {
+  const s = await fullStatus(dir);
+  const objects = s.objects.filter((o) => HOST_KINDS.includes(o.kind as never));
+  return { ...s, objects, ok: objects.every((o) => o.state === "present") };
+}
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const child = fileURLToPath(new URL("./helpers/host-up-child.js", import.meta.url));
@@ -80,17 +99,19 @@ function example(file: string, ns: string): Lab {
 
 async function up(lab: Lab, rootDir: string) {
   const state = await openLabState({ stateRoot: rootDir, lab: lab.name });
-  saveLabRecord(state.dir, lab, { netns: lab.netns });
-  const ctx: LabContext = {
+  saveLabRecord(state.dir, lab, { netns: lab.netns, noVms: true });
+  const ctx = {
     lab,
     stateDir: state.dir,
     runner: new ProcessRunner(lab.netns),
     journal: new Journal(state.dir),
     facts: { vhost: false, kvm: false },
+    options: {},
     progress: () => {},
   };
   try {
-    return { ...(await applyHostNetwork(ctx)), dir: state.dir };
+    const { plan } = await reconcile(ctx, { only: HOST_KINDS });
+    return { actions: plan.actions, changed: plan.actions.length > 0, dir: state.dir };
   } finally {
     state.release();
   }
@@ -206,7 +227,7 @@ describe("host engine e2e", () => {
     // The same with another lab's mark on it.
     ip(ns, "link", "set", "dev", "br0", "alias", "qnet:other");
     const marked = snapshot(ns);
-    await assert.rejects(up(lab, r), /br0 \(marked "qnet:other"\)/);
+    await assert.rejects(up(lab, r), /br0 .*\(marked "qnet:other"\)/);
     const dir = join(r, lab.name);
     const st = await labStatus(dir);
     assert.equal(st.objects.find((o) => o.name === "br0")!.state, "drifted");
@@ -241,24 +262,30 @@ describe("host engine e2e", () => {
     const st = await labStatus(dir);
     assert.equal(st.ok, false);
     const state = (name: string) => st.objects.find((o) => o.name === name)!;
-    assert.equal(state(t0!.name).state, "drifted");
-    assert.match(state(t0!.name).detail, /deleted/);
+    assert.equal(state(t0!.name).state, "missing");
+    assert.match(state(t0!.name).detail, /absent/);
     assert.equal(state(t1!.name).state, "drifted");
     assert.match(state(t1!.name).detail, /detached/);
-    assert.equal(state(`${br.address} on ${br.name}`).state, "drifted");
+    assert.equal(state(`${br.address} on ${br.name}`).state, "missing");
+    assert.match(state(`${br.address} on ${br.name}`).detail, /also holds 10\.10\.0\.9\/24/);
     assert.equal(state(br.name).state, "present");
     const again = await up(lab, r);
     assert.equal(again.changed, true);
+    // Exactly the objects status named, in kind order.
     assert.deepEqual(
-      again.actions.map((a) => a.reason),
-      ["address missing", "absent", "master none"],
+      again.actions.map((a) => a.kind),
+      ["address", "tap", "tap"],
     );
+    assert.match(again.actions[0]!.reason, /^address missing/);
+    assert.match(again.actions[1]!.reason, /^absent/);
+    assert.match(again.actions[2]!.reason, /^detached from/);
     const fixed = await labStatus(dir);
-    // The stray address stays reported (qnet does not delete addresses it did not add).
+    // The stray address is reported in the detail, never removed (qnet did not add it).
     assert.deepEqual(
-      fixed.objects.filter((o) => o.state !== "present").map((o) => o.kind),
-      ["address"],
+      fixed.objects.filter((o) => o.state !== "present"),
+      [],
     );
+    assert.match(fixed.objects.find((o) => o.kind === "address")!.detail, /not qnet's/);
     assert.equal((await up(lab, r)).changed, false);
     assert.deepEqual((await down(r, lab.name)).errors, []);
     assert.equal(snapshot(ns), before);
@@ -375,7 +402,7 @@ describe("host engine crash safety (SIGKILL during up)", () => {
     const r = stateRoot();
     const res = await runChild({ stateRoot: r, netns: ns, taps: 20, name: "ok" }, {});
     assert.equal(res.code, 0);
-    assert.deepEqual(JSON.parse(res.out), { actions: 21, changed: true });
+    assert.deepEqual(JSON.parse(res.out), { actions: 22, changed: true }); // bridge, address, 20 taps
     assert.deepEqual((await down(r, "ok")).errors, []);
   });
 });

@@ -1,6 +1,8 @@
 // The seed's sections 3 and 1 for real: two built-in guests on a private bridge, and a user-network forward.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -89,6 +91,54 @@ describe("private-lan: two VMs on a private bridge", () => {
     child.stdin.write(Buffer.from([0x1d]));
     assert.equal(await exited, 0);
     assert.match(out, /console-42/);
+  });
+
+  test("exec of a program that does not exist: the guest's message and 127; not executable: 126", () => {
+    const missing = env.qnet(["exec", "lab", "vm0", "--", "/no/such/cmd", "x"]);
+    assert.equal(missing.status, 127, missing.stderr);
+    assert.match(missing.stderr, /\/no\/such\/cmd: .*No such file or directory/);
+    assert.doesNotMatch(missing.stderr, /internal error/);
+    const bare = env.qnet(["exec", "lab", "vm0", "--", "no-such-cmd"]);
+    assert.equal(bare.status, 127, bare.stderr);
+    const notExec = env.qnet(["exec", "lab", "vm0", "--", "/etc/hostname"]);
+    assert.equal(notExec.status, 126, notExec.stderr);
+    assert.match(notExec.stderr, /\/etc\/hostname: .*(Permission denied|not executable)/i);
+  });
+
+  test("a guest agent that answers garbage: a located message naming the VM and socket, exit 1", async () => {
+    const qga = join(env.stateRoot, "lab", "vm", "vm1.qga");
+    renameSync(qga, `${qga}.real`);
+    const server = createServer((c) => {
+      // The sync's sentinel, then something that is not JSON.
+      c.on("data", () => c.end(Buffer.concat([Buffer.from([0xff]), Buffer.from("{not json}\n")])));
+    });
+    await new Promise<void>((res) => server.listen(qga, res));
+    try {
+      const r = env.qnet(["exec", "lab", "vm1", "--", "true"], 30_000);
+      assert.equal(r.status, 1, r.stderr);
+      assert.match(r.stderr, /VM vm1 of lab lab: its guest agent \(.*vm1\.qga\) failed/);
+      assert.match(r.stderr, /hint: /);
+      assert.doesNotMatch(r.stderr, /internal error|^\s+at /m);
+    } finally {
+      await new Promise((res) => server.close(res));
+      rmSync(qga, { force: true });
+      renameSync(`${qga}.real`, qga);
+    }
+    assert.equal(env.qnet(["exec", "lab", "vm1", "--", "true"]).status, 0);
+  });
+
+  test("exec to a VM whose QEMU died says so at once, with the way back, exit 1", () => {
+    const pid = qemuPids("lab").find((p) =>
+      readFileSync(`/proc/${p}/cmdline`, "utf8").includes("process=qnet:lab:vm1"),
+    )!;
+    process.kill(pid, "SIGKILL");
+    for (let i = 0; i < 50 && existsSync(`/proc/${pid}`); i++) sh(["sleep", "0.1"]);
+    const t0 = Date.now();
+    const r = env.qnet(["exec", "lab", "vm1", "--", "true"]);
+    assert.equal(r.status, 1, r.stderr);
+    assert.ok(Date.now() - t0 < 3_000, `took ${Date.now() - t0} ms`);
+    assert.match(r.stderr, /VM vm1 of lab lab is not running/);
+    assert.match(r.stderr, /qnet up/);
   });
 
   test("down leaves the namespace as it was and no QEMU behind", () => {

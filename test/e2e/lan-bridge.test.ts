@@ -2,11 +2,12 @@
 // `lan` namespace with a router (bridge + dnsmasq DHCP); VMs lease from the router, status shows it.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { REPO_ROOT } from "../helpers/golden.js";
+import { pingFrom, settled, startRouter, stopRouter } from "./helpers/lan.js";
 import { addNetns, delNetns, qemuPids, qnetEnv, sh, snapshot } from "./helpers/netns.js";
 
 const P = `qnt-lanbr-${process.pid}`;
@@ -21,74 +22,6 @@ interface VmObject {
   state: string;
   detail: string;
   addresses?: Array<{ nic: number; network: string; mac: string; ipv4: string[] }> | null;
-}
-
-function pingFrom(ns: string, target: string): boolean {
-  try {
-    sh(["ip", "netns", "exec", ns, "ping", "-c1", "-W3", target]);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The router side: a bridge holding 192.168.50.1/24 with dnsmasq serving DHCP (pidfile in `dir`). */
-function startRouter(dir: string): void {
-  sh(["ip", "-n", LAN, "link", "add", "name", "rbr", "type", "bridge"]);
-  sh(["ip", "-n", LAN, "addr", "add", "192.168.50.1/24", "dev", "rbr"]);
-  sh(["ip", "-n", LAN, "link", "set", "dev", "rbr", "up"]);
-  const peer = `lb${process.pid}`;
-  sh(
-    ["ip", "link", "add", "name", peer, "netns", LAN, "type", "veth"].concat([
-      "peer",
-      "name",
-      "eth0",
-      "netns",
-      HOST,
-    ]),
-  );
-  sh(["ip", "-n", LAN, "link", "set", "dev", peer, "master", "rbr", "up"]);
-  sh(["ip", "-n", HOST, "link", "set", "dev", "eth0", "up"]);
-  sh(["ip", "-n", HOST, "addr", "add", "192.168.50.2/24", "dev", "eth0"]);
-  sh(["ip", "-n", HOST, "route", "add", "default", "via", "192.168.50.1", "dev", "eth0"]);
-  // dnsmasq forks into the background once its sockets are bound and its pidfile is written.
-  sh([
-    "ip",
-    "netns",
-    "exec",
-    LAN,
-    "dnsmasq",
-    "--conf-file=/dev/null",
-    "--interface=rbr",
-    "--except-interface=lo",
-    "--bind-interfaces",
-    "--dhcp-range=192.168.50.100,192.168.50.200,1h",
-    "--dhcp-authoritative",
-    "--no-ping",
-    "--no-resolv",
-    "--no-hosts",
-    "--port=0",
-    `--pid-file=${join(dir, "dnsmasq.pid")}`,
-    `--dhcp-leasefile=${join(dir, "leases")}`,
-    `--log-facility=${join(dir, "dnsmasq.log")}`,
-    "--log-dhcp",
-  ]);
-}
-
-function routerPid(dir: string): number | null {
-  const f = join(dir, "dnsmasq.pid");
-  if (!existsSync(f)) return null;
-  const pid = Number(readFileSync(f, "utf8").trim());
-  return Number.isInteger(pid) && pid > 0 ? pid : null;
-}
-
-/** The host namespace settled: no IPv6 address still in duplicate address detection. */
-async function settled(): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    if (!sh(["ip", "-n", HOST, "addr", "show"]).includes("tentative")) return;
-    await sleep(100);
-  }
-  throw new Error("addresses in the host namespace stay tentative");
 }
 
 describe("lan-bridge: VMs on the LAN lease from its router", () => {
@@ -108,8 +41,8 @@ describe("lan-bridge: VMs on the LAN lease from its router", () => {
   before(async () => {
     addNetns(LAN);
     addNetns(HOST);
-    startRouter(dir);
-    await settled();
+    startRouter(LAN, HOST, dir);
+    await settled(HOST);
     assert.ok(pingFrom(HOST, "192.168.50.1"), "the router answers before up");
     before_ = snapshot(HOST);
     // A 10 ms ping to the router runs across the whole `up` (uplink move included); -q: summary only.
@@ -139,12 +72,7 @@ describe("lan-bridge: VMs on the LAN lease from its router", () => {
 
   after(() => {
     env.qnet(["down", "office"]);
-    const pid = routerPid(dir);
-    if (pid !== null) {
-      try {
-        process.kill(pid, "SIGTERM");
-      } catch {}
-    }
+    stopRouter(dir);
     delNetns(HOST);
     delNetns(LAN);
     env.cleanup();
@@ -190,7 +118,8 @@ describe("lan-bridge: VMs on the LAN lease from its router", () => {
     assert.notEqual(vmIps.vm0, vmIps.vm1);
     const all = statusJson();
     assert.equal(all.ok, true, JSON.stringify(all.objects));
-    const br = all.objects.find((o) => o.kind === "bridge" && o.name === "br0");
+    // The LAN bridge is the uplink move's object: the bridge holding eth0 and its addresses.
+    const br = all.objects.find((o) => o.kind === "uplink" && o.name === "br0");
     assert.equal(br?.state, "present", JSON.stringify(br));
     assert.match(br!.detail, /uplink eth0, 192\.168\.50\.2\/24/);
     assert.equal(all.objects.filter((o) => o.kind === "tap" && o.state === "present").length, 2);
@@ -198,6 +127,10 @@ describe("lan-bridge: VMs on the LAN lease from its router", () => {
     console.log(text.stdout);
     assert.equal(text.status, 0, text.stdout + text.stderr);
     for (const ip of Object.values(vmIps)) assert.ok(text.stdout.includes(`${ip}/24`), text.stdout);
+    // Right after up, plan has nothing to change.
+    const plan = env.qnet(["plan", "--netns", HOST, EXAMPLE, "--json"]);
+    assert.equal(plan.status, 0, plan.stderr);
+    assert.deepEqual(JSON.parse(plan.stdout).changes, []);
   });
 
   test("the VMs ping the router and each other", () => {

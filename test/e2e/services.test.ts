@@ -7,11 +7,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { execa } from "execa";
-import type { LabContext } from "../../src/host/context.js";
+import type { ExecContext } from "../../src/engine/context.js";
+import { reconcile } from "../../src/engine/engine.js";
+import { downLab } from "../../src/engine/undo.js";
 import { Journal } from "../../src/host/journal.js";
 import { ProcessRunner } from "../../src/host/runner.js";
-import { applyServices } from "../../src/host/services.js";
-import { downLab } from "../../src/host/undo.js";
 import { compileTopology } from "../../src/load/compile.js";
 import type { BridgeNetwork, Lab } from "../../src/model/lab.js";
 import { dnsmasqPaths } from "../../src/render/dnsmasq-conf.js";
@@ -51,7 +51,18 @@ const nicOf = (vm: string) => lab.vms.find((v) => v.name === vm)!.nics[0]!;
 const tmp = mkdtempSync(join(tmpdir(), "qnt-svc-"));
 const stateDir = join(tmp, "state");
 const children: ChildProcess[] = [];
-let ctx: LabContext;
+let ctx: Omit<ExecContext, "obs">;
+
+/** The service kinds of the engine (the links are made by hand in `before`): what changed, and why. */
+async function applyServices(c: Omit<ExecContext, "obs">) {
+  const { plan } = await reconcile(c, {
+    only: ["sysctl", "nft-table", "firewall", "dnsmasq", "hosts"],
+  });
+  return {
+    changed: plan.actions.length > 0,
+    changes: plan.actions.map((a) => `${a.what} (${a.reason})`),
+  };
+}
 let snapshot: Record<string, string>;
 
 async function sh(argv: string[], opts: { reject?: boolean; timeout?: number } = {}) {
@@ -201,6 +212,7 @@ before(async () => {
     runner: new ProcessRunner(NS.lab),
     journal: new Journal(stateDir),
     facts: { kvm: false, vhost: false },
+    options: {},
     progress: () => {},
   };
 });
@@ -219,31 +231,25 @@ after(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-test("applyServices: dnsmasq, NAT table and firewall accepts come up, notes say why", async () => {
+test("services: dnsmasq, NAT table and firewall accepts come up, each change says why", async () => {
   const r = await applyServices(ctx);
   assert.equal(r.changed, true);
-  assert.ok(
-    r.notes.some((n) => /ip_forward=1/.test(n)),
-    r.notes.join("\n"),
-  );
-  assert.ok(
-    r.notes.some((n) => /iptables \(nft\) FORWARD drops/.test(n)),
-    r.notes.join("\n"),
-  );
-  assert.ok(
-    r.notes.some((n) => /iptables \(legacy\) FORWARD drops/.test(n)),
-    r.notes.join("\n"),
-  );
-  assert.ok(
-    r.notes.some((n) => /dnsmasq for lan started/.test(n)),
-    r.notes.join("\n"),
-  );
+  const has = (re: RegExp) =>
+    assert.ok(
+      r.changes.some((n) => re.test(n)),
+      r.changes.join("\n"),
+    );
+  has(/set net\.ipv4\.ip_forward=1 .*NAT and forwards route through the host/);
+  has(/iptables-nft accept rule .* in FORWARD \(iptables-nft \(policy DROP on FORWARD\) drops/);
+  has(/iptables-legacy accept rule .* in FORWARD/);
+  has(/run dnsmasq on /);
+  has(/nftables table ip qnet-/);
 });
 
 test("a second run changes nothing and journals nothing", async () => {
   const before = Journal.read(stateDir).length;
   const r = await applyServices(ctx);
-  assert.deepEqual(r, { changed: false, notes: [] });
+  assert.deepEqual(r, { changed: false, changes: [] });
   assert.equal(Journal.read(stateDir).length, before);
 });
 
@@ -328,11 +334,8 @@ test("a dead dnsmasq is restarted", async () => {
     await new Promise((r) => setTimeout(r, 20));
   }
   const r = await applyServices(ctx);
-  assert.equal(r.changed, true);
-  assert.ok(
-    r.notes.some((n) => /restarted \(was not running\)/.test(n)),
-    r.notes.join("\n"),
-  );
+  assert.deepEqual(r.changes.length, 1, r.changes.join("\n"));
+  assert.match(r.changes[0]!, /^run dnsmasq .*\(not running/);
   assert.notEqual(Number(readFileSync(p.pidfile, "utf8")), pid);
   assert.equal((await dhcp(NS.vm1)).ip, nicOf("vm1").ip);
 });
@@ -350,14 +353,20 @@ test("nat: false: the same VM (default route kept) can no longer reach the inter
 
 test("the accept rules are what lets traffic through the DROP policy, and a re-run restores them", async () => {
   for (const e of Journal.read(stateDir)) {
-    if (e.undo.kind === "argv") await sh(inNs(NS.lab, e.undo.argv));
+    const u = e.undo;
+    if (u.kind === "iptables-rule")
+      await sh(inNs(NS.lab, [u.bin, "-w", "-D", u.chain, ...u.spec]), { reject: false });
   }
   const blocked = await wget(NS.lan, `http://${LAB_LAN_IP}:8081/`);
   assert.notEqual(blocked.stdout, "vm0-page");
   const r = await applyServices({ ...ctx, lab: noNat });
   assert.ok(
-    r.notes.some((n) => /added \d+ accept rule/.test(n)),
-    r.notes.join("\n"),
+    r.changes.some((n) => /accept rule/.test(n)),
+    r.changes.join("\n"),
+  );
+  assert.ok(
+    r.changes.every((n) => /accept rule/.test(n)),
+    r.changes.join("\n"),
   );
   const lan = await wget(NS.lan, `http://${LAB_LAN_IP}:8081/`);
   assert.equal(lan.stdout, "vm0-page", lan.stderr);

@@ -4,7 +4,6 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { CheckResult } from "../../src/doctor/types.js";
-import type { StatusObject } from "../../src/host/status.js";
 import { explainFailures, isLocalRefusal } from "../../src/lab/check-causes.js";
 import {
   listensOn,
@@ -15,6 +14,7 @@ import {
 } from "../../src/lab/check-pairs.js";
 import { renderCheckTable, summarize } from "../../src/lab/check-render.js";
 import type { LiveLab } from "../../src/lab/live.js";
+import type { StatusObject } from "../../src/lab/status.js";
 import type { Lab } from "../../src/model/lab.js";
 import { REPO_ROOT } from "../helpers/golden.js";
 import { compile } from "../helpers/topology.js";

@@ -3,32 +3,45 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parseSysctlConf, sysctlFileText, udevRuleText } from "../../src/doctor/bridge-filter.js";
 import { aclAllows, parseBridgeConf } from "../../src/doctor/bridge-helper.js";
-import { ownersOf, parseIptablesS, parseNftJson } from "../../src/doctor/firewall-parse.js";
 import { DEFAULT_ENV, exitCodeFor, renderDoctorTable, runDoctor } from "../../src/doctor/index.js";
 import { parseNetdevHelp, parseNicModels } from "../../src/doctor/qemu.js";
 import { parseRoutes } from "../../src/doctor/routes.js";
-import { collides, parseSs } from "../../src/doctor/ss-parse.js";
 import type { DoctorReport } from "../../src/doctor/types.js";
 import { checkUplinks, parseNetworkdState, parseNmcliDevices } from "../../src/doctor/uplink.js";
+import {
+  forwardDrops,
+  ownersOf,
+  parseIptablesSave,
+  parseNftRuleset,
+} from "../../src/facts/firewall.js";
+import { collides, parseSs } from "../../src/facts/ss.js";
 import { RecordingRunner } from "../../src/host/runner.js";
 import { compileTopology } from "../../src/load/compile.js";
 
 describe("firewall parsers", () => {
-  it("reads the FORWARD policy, chains and catch-all drops from iptables -S", () => {
-    const f = parseIptablesS(
-      "-P INPUT ACCEPT\n-P FORWARD DROP\n-N DOCKER\n-N DOCKER-USER\n-A FORWARD -j DOCKER-USER\n",
-    );
+  it("reads the FORWARD policy, chains and catch-all drops from iptables-save", () => {
+    const save = (lines: string[]) =>
+      parseIptablesSave(["*filter", ...lines, "COMMIT"].join("\n"), "nft")!;
+    const f = save([
+      ":INPUT ACCEPT [0:0]",
+      ":FORWARD DROP [0:0]",
+      ":DOCKER - [0:0]",
+      ":DOCKER-USER - [0:0]",
+      "-A FORWARD -j DOCKER-USER",
+    ]);
     assert.equal(f.forwardPolicy, "DROP");
-    assert.deepEqual(f.chains, ["DOCKER", "DOCKER-USER"]);
+    assert.deepEqual(f.chains, ["INPUT", "FORWARD", "DOCKER", "DOCKER-USER"]);
     assert.equal(f.forwardCatchAllDrop, false);
     assert.deepEqual(ownersOf(f.chains), ["Docker"]);
-    const g = parseIptablesS(
-      "-P FORWARD ACCEPT\n-A FORWARD -i br0 -j DROP\n-A FORWARD -j REJECT --reject-with icmp-host-prohibited\n",
-    );
+    const g = save([
+      ":FORWARD ACCEPT [0:0]",
+      "-A FORWARD -i br0 -j DROP",
+      "-A FORWARD -j REJECT --reject-with icmp-host-prohibited",
+    ]);
     assert.equal(g.forwardPolicy, "ACCEPT");
     assert.equal(g.forwardCatchAllDrop, true);
     assert.equal(
-      parseIptablesS("-P FORWARD ACCEPT\n-A FORWARD -i br0 -j DROP\n").forwardCatchAllDrop,
+      save([":FORWARD ACCEPT [0:0]", "-A FORWARD -i br0 -j DROP"]).forwardCatchAllDrop,
       false,
     );
   });
@@ -54,10 +67,13 @@ describe("firewall parsers", () => {
         { chain: { family: "ip", table: "filter", name: "ufw-before-forward", handle: 4 } },
       ],
     });
-    const f = parseNftJson(j);
-    assert.deepEqual(f.forward, [
-      { family: "inet", table: "firewalld", chain: "filter_FORWARD", policy: "drop" },
-    ]);
+    const f = parseNftRuleset(j);
+    const drops = forwardDrops({ iptables: [], nft: f });
+    assert.deepEqual(
+      drops.map((d) => d.target),
+      [{ type: "nft", family: "inet", table: "firewalld", chain: "filter_FORWARD" }],
+    );
+    assert.deepEqual(drops[0]!.owners, ["firewalld"]);
     assert.deepEqual(ownersOf([], ["firewalld"]), ["firewalld"]);
     assert.deepEqual(ownersOf(f.chains.map((c) => c.name)), ["firewalld", "ufw"]);
   });

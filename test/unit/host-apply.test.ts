@@ -1,17 +1,26 @@
-// The host executor against a RecordingRunner: journal before the one batch, no-op rerun, rollback on failure.
+// The engine against a RecordingRunner: journal before the one batch, no-op rerun, rollback on failure.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
+import type { ExecContext } from "../../src/engine/context.js";
+import { reconcile, rollback } from "../../src/engine/engine.js";
 import { CommandError } from "../../src/errors.js";
-import { applyHostNetwork } from "../../src/host/apply.js";
-import type { LabContext } from "../../src/host/context.js";
-import type { HostSnapshot } from "../../src/host/iproute2.js";
 import { Journal } from "../../src/host/journal.js";
 import { RecordingRunner, type RunResult } from "../../src/host/runner.js";
 import type { Lab } from "../../src/model/lab.js";
-import { exampleLab, lo, snapshotJson, upSnapshot } from "./host-fixtures.js";
+import {
+  exampleLab,
+  type HostSnapshot,
+  LINK_KINDS,
+  lo,
+  snapshotJson,
+  upSnapshot,
+} from "./host-fixtures.js";
+
+const applyHostNetwork = (ctx: Omit<ExecContext, "obs">) =>
+  reconcile(ctx, { only: LINK_KINDS }).then((r) => r.plan.actions);
 
 const dirs: string[] = [];
 after(() => {
@@ -23,12 +32,13 @@ function context(lab: Lab, answer: (argv: string[]) => Partial<RunResult>) {
   dirs.push(dir);
   const runner = new RecordingRunner(null, answer);
   const progress: string[] = [];
-  const ctx: LabContext = {
+  const ctx: Omit<ExecContext, "obs"> = {
     lab,
     stateDir: dir,
     runner,
     journal: new Journal(dir),
     facts: { vhost: false, kvm: false },
+    options: {},
     progress: (m) => progress.push(m),
   };
   return { ctx, runner, dir, progress };
@@ -52,7 +62,7 @@ function host(
 const ipCalls = (r: RecordingRunner) =>
   r.calls.filter((c) => c.argv[0] === "ip").map((c) => c.argv);
 
-describe("applyHostNetwork", () => {
+describe("the engine on links", () => {
   it("journals every action before one ip -batch process holding all link changes", async () => {
     const lab = exampleLab("services.yaml");
     let journalAtBatch = -1;
@@ -68,9 +78,8 @@ describe("applyHostNetwork", () => {
       ),
     );
     dirRef = dir;
-    const res = await applyHostNetwork(ctx);
-    assert.equal(res.changed, true);
-    assert.equal(res.actions.length, 3); // bridge + 2 taps
+    const actions = await applyHostNetwork(ctx);
+    assert.equal(actions.length, 4); // bridge, its address, 2 taps
     const calls = ipCalls(runner);
     const batches = calls.filter((a) => a.includes("-batch"));
     assert.equal(batches.length, 1, "exactly one ip -batch process");
@@ -79,26 +88,23 @@ describe("applyHostNetwork", () => {
     const lines = readFileSync(join(dir, "host.batch"), "utf8").trim().split("\n");
     assert.deepEqual(
       lines,
-      res.actions.flatMap((a) => a.batch),
+      actions.flatMap((a) => a.batch),
     );
     assert.deepEqual(
       Journal.read(dir).map((e) => e.undo),
-      res.actions.map((a) => a.undo),
+      actions.flatMap((a) => (a.undo ? [a.undo] : [])),
     );
-    assert.deepEqual(res.netfilter.length, 1);
   });
 
   it("does nothing when the host already matches (no batch, no journal entry)", async () => {
     const lab = exampleLab("services.yaml");
-    const { ctx, runner, dir, progress } = context(
+    const { ctx, runner, dir } = context(
       lab,
       host(() => upSnapshot(lab)),
     );
-    const res = await applyHostNetwork(ctx);
-    assert.deepEqual(res, { actions: [], changed: false, prereq: null, netfilter: res.netfilter });
+    assert.deepEqual(await applyHostNetwork(ctx), []);
     assert.equal(ipCalls(runner).filter((a) => a.includes("-batch")).length, 0);
     assert.equal(Journal.read(dir).length, 0);
-    assert.match(progress.join("\n"), /nothing to change/);
   });
 
   it("rolls back this run's actions newest first and reports argv, exit code and stderr", async () => {
@@ -126,13 +132,14 @@ describe("applyHostNetwork", () => {
       assert.equal(e.exitCode, 2);
       assert.match(e.stderr, /File exists/);
       assert.deepEqual(e.argv, ["ip", "-batch", join(dir, "host.batch")]);
-      // Line 8 is the second tap's first line (bridge: 4 lines, tap: 3 lines).
+      // Line 8 is the second tap's first line (bridge: 3 lines, address: 1, tap: 3 lines).
       assert.match(e.message, /at "create tap .* for vm1/);
-      assert.match(e.message, /rolled back 3 action/);
       return true;
     });
-    const rollback = ipCalls(runner).filter((a) => a.includes("-force"));
-    assert.equal(rollback.length, 1, "links are deleted in one batch");
+    // The engine leaves the rollback to its caller (`up`), from the journal alone.
+    assert.deepEqual(await rollback(dir, runner, 0), []);
+    const deletes = ipCalls(runner).filter((a) => a.includes("-force"));
+    assert.equal(deletes.length, 1, "links are deleted in one batch");
     const lines = readFileSync(join(dir, "down.batch"), "utf8").trim().split("\n");
     // Only links still carrying the mark, newest first: tap of vm0, then the bridge.
     assert.deepEqual(lines, [`link del dev ${up.links[2]!.name}`, "link del dev br0"]);

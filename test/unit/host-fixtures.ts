@@ -1,9 +1,37 @@
 // Shared fixtures of the host engine's unit tests: example labs and snapshots of a host where they are up.
 import { readFileSync } from "node:fs";
-import type { HostLink, HostSnapshot } from "../../src/host/iproute2.js";
+import { emptyObservation, type HostLink, type Observation } from "../../src/facts/types.js";
+import { type LabPlan, planLab } from "../../src/kinds/index.js";
+import { tapsOf } from "../../src/kinds/tap.js";
+import type { KindName, PlanEnv } from "../../src/kinds/types.js";
 import { compileTopology } from "../../src/load/compile.js";
 import type { Lab } from "../../src/model/lab.js";
-import { desiredHost } from "../../src/plan/host-plan.js";
+import { ownerMark } from "../../src/model/names.js";
+
+/** The snapshot shape of these tests: a namespace and its links. */
+export interface HostSnapshot {
+  netns: string | null;
+  links: HostLink[];
+}
+
+export const LINK_KINDS: KindName[] = ["bridge", "address", "tap", "macvtap"];
+
+export function env(lab: Lab, netns: string | null = null): PlanEnv {
+  return {
+    lab,
+    stateDir: "/run/qnet/test",
+    netns,
+    vms: false,
+    machine: { kvm: false, vhost: false },
+    bridgeNfPerNetns: true,
+  };
+}
+
+/** The plan of the link kinds against a snapshot (pure). */
+export function planLinks(lab: Lab, snap: HostSnapshot): LabPlan {
+  const obs: Observation = { ...emptyObservation(snap.netns, true), links: snap.links };
+  return planLab(env(lab, snap.netns), obs, undefined, new Set(LINK_KINDS));
+}
 
 const root = new URL("../../../", import.meta.url);
 export function exampleLab(name: string): Lab {
@@ -18,6 +46,9 @@ export const lo: HostLink = {
   alias: null,
   master: null,
   up: true,
+  noCarrier: false,
+  mac: "00:00:00:00:00:00",
+  mtu: 65536,
   bridge: null,
   tap: null,
   addrs: [{ family: "inet", local: "127.0.0.1", prefixlen: 8 }],
@@ -25,17 +56,20 @@ export const lo: HostLink = {
 
 /** The snapshot of a host where the lab is fully up. */
 export function upSnapshot(lab: Lab): HostSnapshot {
-  const want = desiredHost(lab);
+  const mark = ownerMark(lab.name);
   const links: HostLink[] = [lo];
-  for (const b of want.bridges) {
-    const [local, p] = (b.address ?? "/").split("/");
+  for (const n of lab.networks) {
+    if (n.type !== "bridge") continue;
     links.push({
-      name: b.name,
+      name: n.bridge,
       index: links.length + 1,
       kind: "bridge",
-      alias: want.mark,
+      alias: mark,
       master: null,
       up: true,
+      noCarrier: false,
+      mac: null,
+      mtu: 1500,
       bridge: {
         stpState: 0,
         forwardDelay: 0,
@@ -44,17 +78,20 @@ export function upSnapshot(lab: Lab): HostSnapshot {
         nfCallArptables: 0,
       },
       tap: null,
-      addrs: b.address ? [{ family: "inet", local: local!, prefixlen: Number(p) }] : [],
+      addrs: n.gateway ? [{ family: "inet", local: n.gateway, prefixlen: n.prefix }] : [],
     });
   }
-  for (const t of want.taps) {
+  for (const t of tapsOf(lab)) {
     links.push({
       name: t.name,
       index: links.length + 1,
       kind: "tun",
-      alias: want.mark,
+      alias: mark,
       master: t.bridge,
       up: true,
+      noCarrier: false,
+      mac: null,
+      mtu: 1500,
       bridge: null,
       tap: { type: "tap", user: t.user, multiQueue: t.multiQueue },
       addrs: [],
@@ -68,7 +105,7 @@ export function snapshotJson(snap: HostSnapshot): { links: string; addrs: string
   const links = snap.links.map((l) => ({
     ifindex: l.index,
     ifname: l.name,
-    flags: l.up ? ["BROADCAST", "UP"] : ["BROADCAST"],
+    flags: [...(l.noCarrier ? ["NO-CARRIER"] : []), "BROADCAST", ...(l.up ? ["UP"] : [])],
     ...(l.master ? { master: l.master } : {}),
     ...(l.alias ? { ifalias: l.alias } : {}),
     ...(l.kind

@@ -1,13 +1,17 @@
-// Host planning (pure): desired links from a Lab versus an observed snapshot, as ordered ip -batch actions.
+// The link kinds (pure): bridges, addresses and taps a Lab wants versus an observed snapshot, as ordered
+// ip -batch actions, with a verdict per object.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { UserError } from "../../src/errors.js";
-import { type HostLink, parseIpJson } from "../../src/host/iproute2.js";
-import { batchLine, planHostNetwork } from "../../src/plan/host-plan.js";
-import { exampleLab, lo, upSnapshot } from "./host-fixtures.js";
+import { parseIpJson } from "../../src/facts/ip-json.js";
+import type { HostLink } from "../../src/facts/types.js";
+import { batchLine } from "../../src/kinds/links.js";
+import { exampleLab, type HostSnapshot, lo, planLinks, upSnapshot } from "./host-fixtures.js";
 
-describe("planHostNetwork", () => {
-  it("creates the bridge (STP off, address, mark, up) before its taps on an empty host", () => {
+const planHostNetwork = (lab: Parameters<typeof planLinks>[0], snap: HostSnapshot) =>
+  planLinks(lab, snap).actions;
+
+describe("the link kinds", () => {
+  it("creates the bridge (STP off, mark, up), its address, then its taps on an empty host", () => {
     const lab = exampleLab("private-lan.yaml");
     const actions = planHostNetwork(lab, { netns: null, links: [lo] });
     const [vm0, vm1] = lab.vms.map((v) => v.nics[0]!.tap!);
@@ -17,9 +21,9 @@ describe("planHostNetwork", () => {
         [
           "link add name br0 type bridge stp_state 0 forward_delay 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0",
           "link set dev br0 alias qnet:lab",
-          "addr add 10.0.2.1/24 dev br0",
           "link set dev br0 up",
         ],
+        ["addr add 10.0.2.1/24 dev br0"],
         [
           `tuntap add dev ${vm0} mode tap`,
           `link set dev ${vm0} alias qnet:lab`,
@@ -36,11 +40,12 @@ describe("planHostNetwork", () => {
       actions.map((a) => a.undo),
       [
         { kind: "link", name: "br0", alias: "qnet:lab" },
+        null,
         { kind: "link", name: vm0, alias: "qnet:lab" },
         { kind: "link", name: vm1, alias: "qnet:lab" },
       ],
     );
-    assert.ok(actions.every((a) => a.reason === "absent"));
+    assert.ok(actions.every((a) => /^absent|made in this run/.test(a.reason)));
   });
 
   it("plans nothing when the host already matches", () => {
@@ -53,15 +58,14 @@ describe("planHostNetwork", () => {
   it("refuses, before any change, a needed name held by a foreign interface, and names it", () => {
     const lab = exampleLab("private-lan.yaml");
     const foreign: HostLink = { ...lo, name: "br0", index: 7, kind: "dummy", addrs: [] };
-    assert.throws(
-      () => planHostNetwork(lab, { netns: "ns1", links: [lo, foreign] }),
-      (e: unknown) =>
-        e instanceof UserError && /br0 \(no qnet mark\)/.test(e.message) && /ns1/.test(e.message),
-    );
+    const p = planLinks(lab, { netns: "ns1", links: [lo, foreign] });
+    assert.equal(p.problems.length, 1);
+    assert.match(p.problems[0]!, /br0 .*\(no qnet mark\).*ns1/);
+    assert.equal(p.verdicts.find((v) => v.name === "br0")!.state, "drifted");
     const otherLab = { ...foreign, alias: "qnet:other" };
-    assert.throws(
-      () => planHostNetwork(lab, { netns: null, links: [lo, otherLab] }),
-      (e: unknown) => e instanceof UserError && /br0 \(marked "qnet:other"\)/.test(e.message),
+    assert.match(
+      planLinks(lab, { netns: null, links: [lo, otherLab] }).problems.join(),
+      /br0 .*\(marked "qnet:other"\)/,
     );
   });
 
@@ -75,12 +79,12 @@ describe("planHostNetwork", () => {
     assert.equal(actions.length, 2);
     assert.deepEqual(actions[0]!.batch, [`link set dev ${t0!.name} master br0 up`]);
     assert.equal(actions[0]!.undo, null);
-    assert.equal(actions[0]!.reason, "master none");
-    assert.equal(actions[1]!.reason, "absent");
+    assert.equal(actions[0]!.reason, "detached from br0");
+    assert.match(actions[1]!.reason, /^absent/);
     assert.deepEqual(actions[1]!.undo, { kind: "link", name: t1!.name, alias: "qnet:lab" });
   });
 
-  it("fixes STP, a missing address and a down bridge without a new undo", () => {
+  it("fixes STP, a missing address and a down bridge without a new undo; status names each", () => {
     const lab = exampleLab("private-lan.yaml");
     const snap = upSnapshot(lab);
     const br = snap.links.find((l) => l.name === "br0")!;
@@ -89,16 +93,23 @@ describe("planHostNetwork", () => {
     br.up = false;
     const actions = planHostNetwork(lab, snap);
     assert.deepEqual(
-      actions.map((a) => [a.batch[0], a.undo]),
+      actions.map((a) => [a.batch![0], a.undo]),
       [
         [
           "link set dev br0 type bridge stp_state 0 forward_delay 0 nf_call_iptables 0 nf_call_ip6tables 0 nf_call_arptables 0",
           null,
         ],
-        ["addr add 10.0.2.1/24 dev br0", null],
         ["link set dev br0 up", null],
+        ["addr add 10.0.2.1/24 dev br0", null],
       ],
     );
+    const states = planLinks(lab, snap).verdicts.map((v) => [v.kind, v.state]);
+    assert.deepEqual(states, [
+      ["bridge", "drifted"],
+      ["address", "missing"],
+      ["tap", "present"],
+      ["tap", "present"],
+    ]);
   });
 
   it("adds user and multi_queue for a multi-vCPU virtio VM with an owner", () => {
@@ -107,13 +118,13 @@ describe("planHostNetwork", () => {
     lab.vms[0]!.user = "nobody";
     const tap = lab.vms[0]!.nics[0]!.tap!;
     const actions = planHostNetwork(lab, { netns: null, links: [lo] });
-    assert.equal(actions[1]!.batch[0], `tuntap add dev ${tap} mode tap user nobody multi_queue`);
+    assert.equal(actions[2]!.batch![0], `tuntap add dev ${tap} mode tap user nobody multi_queue`);
     // A tap whose flags differ cannot be changed in place: it is made again.
     const snap = upSnapshot(lab);
     snap.links.find((l) => l.name === tap)!.tap!.multiQueue = false;
     const again = planHostNetwork(lab, snap);
     assert.equal(again.length, 1);
-    assert.equal(again[0]!.batch[0], `link del dev ${tap}`);
+    assert.equal(again[0]!.batch![0], `link del dev ${tap}`);
     assert.match(again[0]!.reason, /multi_queue off/);
   });
 
@@ -143,13 +154,17 @@ describe("planHostNetwork", () => {
     const actions = planHostNetwork(lab, snap);
     assert.deepEqual(
       actions.map((a) => a.batch),
-      [["link del dev qntap-stale"], ["link del dev qnbr-stale"]],
+      [["link del dev qnbr-stale"], ["link del dev qntap-stale"]],
     );
   });
 
-  it("leaves bridged and user networks alone", () => {
+  it("leaves user networks alone; on bridged ones only taps, no bridge (the uplink move makes it)", () => {
     const lab = exampleLab("lan-bridge.yaml");
-    assert.deepEqual(planHostNetwork(lab, { netns: null, links: [lo] }), []);
+    const actions = planHostNetwork(lab, { netns: null, links: [lo] });
+    assert.deepEqual(
+      actions.map((a) => a.kind),
+      lab.vms.map(() => "tap"),
+    );
     assert.deepEqual(
       planHostNetwork(exampleLab("user-forward.yaml"), { netns: null, links: [lo] }),
       [],
@@ -211,6 +226,7 @@ describe("parseIpJson", () => {
     assert.deepEqual(t0!.tap, { type: "tap", user: "nobody", multiQueue: true });
     assert.equal(t0!.master, "br0");
     assert.equal(t0!.up, false);
+    assert.equal(t0!.noCarrier, true);
     assert.deepEqual(parseIpJson("", ""), []);
   });
 });

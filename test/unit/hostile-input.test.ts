@@ -1,16 +1,31 @@
 // Hostile input, property-based: no input crashes the loader, validator or a renderer; every rejection is
 // located; what is accepted never breaks a QEMU option or the shell quoting of a printed command line.
 import assert from "node:assert/strict";
+import { dirname } from "node:path";
 import { after, describe, test } from "node:test";
 import fc from "fast-check";
 import { stringify } from "yaml";
 import { reportError } from "../../src/cli/errors.js";
-import { EXIT, formatArgv, formatDiagnostic, ValidationError } from "../../src/errors.js";
-import { vmFiles } from "../../src/lab/paths.js";
+import {
+  EXIT,
+  formatArgv,
+  formatDiagnostic,
+  UserError,
+  ValidationError,
+} from "../../src/errors.js";
+import { emptyObservation } from "../../src/facts/types.js";
+import { labStateDir } from "../../src/host/state.js";
+import { planLab } from "../../src/kinds/index.js";
 import { planView, renderPlanText } from "../../src/lab/plan-view.js";
 import { compileTopology } from "../../src/load/compile.js";
 import type { HostFacts, Lab } from "../../src/model/lab.js";
+import { isPlainPath } from "../../src/model/names.js";
+import { vmFiles } from "../../src/model/paths.js";
+import { renderCloudInit } from "../../src/render/cloud-init.js";
 import { renderAscii, renderDot, renderMermaid } from "../../src/render/diagram.js";
+import { acceptRules, iptablesSpec, nftRuleText } from "../../src/render/forward-accept.js";
+import { builtinAppend } from "../../src/render/guest-boot.js";
+import { renderHostsBlock } from "../../src/render/hosts-block.js";
 import { networkArgs } from "../../src/render/qemu-args.js";
 import { parseQemuOpts } from "../helpers/qemu-opts.js";
 import { shellWords } from "../helpers/shell-words.js";
@@ -34,6 +49,9 @@ const FACTS: HostFacts[] = [
   { kvm: false, vhost: false },
   { kvm: true, vhost: true },
 ];
+
+/** Names a plain object would take from its prototype: every name in a file is fuzzed with them. */
+const PROTO = ["__proto__", "constructor", "prototype", "toString", "hasOwnProperty"];
 
 /** Values that break naive shells, QEMU options, YAML and config files. */
 const HOSTILE = [
@@ -98,9 +116,54 @@ function checkRejection(e: ValidationError): void {
   assert.doesNotMatch(out, /\n\s+at .*:\d+:\d+/, "no stack trace");
 }
 
+/**
+ * The whole plan of an accepted lab against an empty host and one whose default route and br_netfilter
+ * are there: every kind renders (ip -batch lines, the nft ruleset, dnsmasq configuration, sysctls, the
+ * hosts block, VM starts) without an internal error; and the guest's inputs (cloud-init, kernel line).
+ */
+function checkPlans(lab: Lab, stateDir: string, machine: HostFacts): void {
+  if (!isPlainPath(stateDir)) {
+    // The CLI and library never plan with such a directory: labStateDir refuses it, or resolves a
+    // plain one (a relative root).
+    let dir: string;
+    try {
+      dir = labStateDir(dirname(stateDir), lab.name);
+    } catch (e) {
+      assert.ok(e instanceof UserError, String(e));
+      return;
+    }
+    assert.ok(isPlainPath(dir), dir);
+    return;
+  }
+  const env = { lab, stateDir, netns: lab.netns, vms: true, machine, bridgeNfPerNetns: true };
+  for (const uplink of [null, "eth0"]) {
+    const obs = {
+      ...emptyObservation(lab.netns, true),
+      defaultRouteDev: uplink,
+      sysctls: new Map([["net/bridge/bridge-nf-call-iptables", "1"]]),
+    };
+    const plan = planLab(env, obs);
+    for (const a of plan.actions) {
+      JSON.stringify(a);
+      for (const line of a.batch ?? []) assert.doesNotMatch(line, /[\n\r#"'\\]/, line);
+    }
+  }
+  for (const vm of lab.vms) {
+    const seed = renderCloudInit(lab, vm);
+    for (const text of Object.values(seed)) assert.equal(typeof text, "string");
+    assert.doesNotMatch(builtinAppend(lab, vm), /[\n"'$`]/);
+  }
+  for (const r of acceptRules(lab)) {
+    iptablesSpec(lab.name, r);
+    assert.doesNotMatch(nftRuleText(lab.name, r), /\n/);
+  }
+  renderHostsBlock(lab);
+}
+
 /** Render everything for an accepted lab and check the QEMU options and shell quoting read back. */
 function checkAccepted(lab: Lab, stateDir: string): void {
   for (const facts of FACTS) {
+    checkPlans(lab, stateDir, facts);
     const view = planView(lab, facts, stateDir);
     renderPlanText(view);
     JSON.stringify(view);
@@ -221,9 +284,11 @@ describe("hostile input (property-based)", () => {
         { weight: 4, arbitrary: fc.constantFrom(...good) },
         { weight: 1, arbitrary: hostileString },
       );
-    const netName = pick(["lan", "wan", "u"]);
+    const netName = pick(["lan", "wan", "u", ...PROTO]);
     const forward = pick([
       "tcp:8022:vm0:22",
+      "tcp:8023:constructor:22",
+      "tcp:8024:__proto__:22",
       "udp:5353:53",
       "tcp:0.0.0.0:80:vm1:80",
       "tcp:2222:22",
@@ -299,9 +364,9 @@ describe("hostile input (property-based)", () => {
     );
     const topology = fc.record(
       {
-        name: pick(["lab", "a-b_c"]),
+        name: pick(["lab", "a-b_c", "x".repeat(63), ...PROTO]),
         networks: fc.dictionary(netName, network, { maxKeys: 3 }),
-        vms: fc.dictionary(pick(["vm0", "vm1", "vm2"]), vm, { maxKeys: 3 }),
+        vms: fc.dictionary(pick(["vm0", "vm1", "vm2", ...PROTO]), vm, { maxKeys: 3 }),
         netns: pick(["ns1"]),
       },
       { requiredKeys: ["name", "networks", "vms"] },

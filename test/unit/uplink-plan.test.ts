@@ -4,22 +4,19 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { emptyObservation, type UplinkSnapshot } from "../../src/facts/types.js";
 import { RecordingRunner } from "../../src/host/runner.js";
 import {
   detectManager,
   dhcpClients,
   isWireless,
   networkdLink,
-  planNmcli,
 } from "../../src/host/uplink-manager.js";
+import { planLab } from "../../src/kinds/index.js";
 import { compileTopology } from "../../src/load/compile.js";
-import {
-  neighCopyLines,
-  planBridged,
-  planMacvtaps,
-  planUplinkMove,
-  type UplinkSnapshot,
-} from "../../src/plan/uplink-plan.js";
+import { planNmcli } from "../../src/plan/uplink-manager.js";
+import { neighCopyLines, planUplinkMove } from "../../src/plan/uplink-plan.js";
+import { env, lo } from "./host-fixtures.js";
 
 const F = 4294967295;
 const snap: UplinkSnapshot = {
@@ -90,11 +87,7 @@ const snap: UplinkSnapshot = {
 };
 
 test("the move: bridge with the uplink's MAC and MTU, copies before enslaving, routes replaced, uplink addresses last", () => {
-  const p = planUplinkMove(snap, {
-    bridge: "br0",
-    alias: "qnet:office",
-    taps: [{ name: "qntap-1", user: "alice" }],
-  });
+  const p = planUplinkMove(snap, { bridge: "br0", alias: "qnet:office" });
   assert.deepEqual(p.apply, [
     "link add name br0 address 52:54:00:aa:bb:cc mtu 9000 type bridge stp_state 0 forward_delay 0",
     "link set dev br0 alias qnet:office",
@@ -102,10 +95,6 @@ test("the move: bridge with the uplink's MAC and MTU, copies before enslaving, r
     "addr add 192.168.50.9/24 dev br0 label br0:1",
     "addr add fd50::2/64 dev br0 nodad",
     "link set dev br0 up",
-    "tuntap add dev qntap-1 mode tap user alice",
-    "link set dev qntap-1 alias qnet:office",
-    "link set dev qntap-1 master br0",
-    "link set dev qntap-1 up",
     "link set dev eth0 master br0",
     "route replace 0.0.0.0/0 via 192.168.50.1 dev br0 proto dhcp src 192.168.50.2 metric 100",
     "route replace 10.0.0.0/8 via 192.168.50.254 dev br0 table 100",
@@ -125,7 +114,6 @@ test("the move: bridge with the uplink's MAC and MTU, copies before enslaving, r
     "addr del 192.168.50.9/24 dev br0",
     "addr del 192.168.50.2/24 dev br0",
     "link set dev eth0 nomaster",
-    "link del dev qntap-1",
     "link del dev br0",
   ]);
   assert.deepEqual(p.moved.addrs, ["192.168.50.2/24", "192.168.50.9/24", "fd50::2/64"]);
@@ -158,27 +146,37 @@ test("neighbour copies skip unresolved entries; macvtap lines carry the NIC MAC"
     ),
     ["neigh replace 192.168.50.1 lladdr 02:00:00:00:00:01 dev eth0 nud stale"],
   );
-  assert.deepEqual(
-    planMacvtaps("eth0", "qnet:o", [{ name: "qntap-1", mac: "52:54:00:00:00:01" }]),
-    {
-      apply: [
-        "link add link eth0 name qntap-1 address 52:54:00:00:00:01 type macvtap mode bridge",
-        "link set dev qntap-1 alias qnet:o",
-        "link set dev qntap-1 up",
-      ],
-      inverse: ["link del dev qntap-1"],
-    },
-  );
 });
 
-test("qnet plan states the macvtap host limitation", () => {
+test("macvtaps: one per NIC on the uplink with its MAC, a link undo, and the host limitation noted", () => {
   const { lab } = compileTopology(
-    "name: o\nnetworks:\n  lan: { type: bridged, uplink: eth0, mode: macvtap }\nvms:\n  vm0: { nics: [{ network: lan }] }\n",
+    "name: o\nnetworks:\n  lan: { type: bridged, uplink: eth0, mode: macvtap }\nvms:\n  vm0: { nics: [{ network: lan, mac: '52:54:00:00:00:01' }] }\n",
     "t.yaml",
   );
-  const [p] = planBridged(lab);
-  assert.equal(p!.actions.length, 1);
-  assert.match(p!.notes[0]!, /host cannot reach the VMs/);
+  const tap = lab.vms[0]!.nics[0]!.tap!;
+  const eth0 = { ...lo, name: "eth0", index: 2, addrs: [] };
+  const p = planLab(
+    env(lab),
+    { ...emptyObservation(null, true), links: [lo, eth0] },
+    undefined,
+    new Set(["macvtap"]),
+  );
+  assert.equal(p.actions.length, 1);
+  assert.deepEqual(p.actions[0]!.batch, [
+    `link add link eth0 name ${tap} address 52:54:00:00:00:01 type macvtap mode bridge`,
+    `link set dev ${tap} alias qnet:o`,
+    `link set dev ${tap} up`,
+  ]);
+  assert.deepEqual(p.actions[0]!.undo, { kind: "link", name: tap, alias: "qnet:o" });
+  assert.match(p.notes[0]!, /host cannot reach the VMs/);
+  // Without the uplink nothing may be made.
+  const gone = planLab(
+    env(lab),
+    { ...emptyObservation(null, true), links: [lo] },
+    undefined,
+    new Set(["macvtap"]),
+  );
+  assert.match(gone.problems[0]!, /uplink eth0 does not exist/);
 });
 
 test("nmcli argv (unit-tested only: no NetworkManager here)", () => {
@@ -245,11 +243,20 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 test("detection: NetworkManager from nmcli, networkd from its state file, DHCP clients from /proc, Wi-Fi from sysfs", async () => {
   const nm = new RecordingRunner(null, (argv) =>
-    argv[0] === "nmcli" ? { stdout: "lo:unmanaged:--\neth0:connected:Wired connection 1\n" } : {},
+    argv[0] !== "nmcli"
+      ? {}
+      : argv.includes("device")
+        ? { stdout: "lo:unmanaged:--\neth0:connected:Wired connection 1\n" }
+        : { stdout: "manual\n192.168.50.2/24\n192.168.50.1\n\nauto\n\n\n\n" },
   );
   assert.deepEqual(await detectManager(nm, snap, null, { procRoot: join(tmp, "none") }), {
     kind: "nmcli",
     connection: "Wired connection 1",
+    settings: {
+      id: "Wired connection 1",
+      ipv4: { method: "manual", addresses: "192.168.50.2/24", gateway: "192.168.50.1", dns: "" },
+      ipv6: { method: "auto", addresses: "", gateway: "", dns: "" },
+    },
   });
   const noNm = new RecordingRunner(null, () => ({ exitCode: 127 }));
   mkdirSync(join(tmp, "run", "systemd", "netif", "links"), { recursive: true });

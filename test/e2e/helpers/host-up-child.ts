@@ -1,12 +1,12 @@
-// Child process for crash tests: runs the host engine's `up` for a lab given in QNET_CHILD_SPEC (inert without it).
+// Child process for crash tests: runs the engine's namespace and link kinds for a lab given in QNET_CHILD_SPEC (inert without it).
 import { readFileSync } from "node:fs";
-import { applyHostNetwork } from "../../../src/host/apply.js";
+import { reconcile } from "../../../src/engine/engine.js";
 import { Journal } from "../../../src/host/journal.js";
 import { ProcessRunner } from "../../../src/host/runner.js";
 import { openLabState, saveLabRecord } from "../../../src/host/state.js";
 import { compileTopology } from "../../../src/load/compile.js";
 import type { Lab } from "../../../src/model/lab.js";
-import { bigBridgeLab } from "./big-lab.js";
+import { bigBridgeLab, HOST_KINDS } from "./big-lab.js";
 
 interface Spec {
   stateRoot: string;
@@ -25,16 +25,20 @@ if (raw) {
     : bigBridgeLab(spec.name ?? "big", spec.taps ?? 10, spec.netns);
   const state = await openLabState({ stateRoot: spec.stateRoot, lab: lab.name });
   saveLabRecord(state.dir, lab, { netns: spec.netns });
-  const res = await applyHostNetwork({
-    lab,
-    stateDir: state.dir,
-    runner: new ProcessRunner(spec.netns),
-    journal: new Journal(state.dir),
-    facts: { vhost: false, kvm: false },
-    progress: () => {},
-  });
+  const res = await reconcile(
+    {
+      lab,
+      stateDir: state.dir,
+      runner: new ProcessRunner(spec.netns),
+      journal: new Journal(state.dir),
+      facts: { vhost: false, kvm: false },
+      options: {},
+      progress: () => {},
+    },
+    { only: HOST_KINDS },
+  );
   state.release();
   process.stdout.write(
-    `${JSON.stringify({ actions: res.actions.length, changed: res.changed })}\n`,
+    `${JSON.stringify({ actions: res.plan.actions.length, changed: res.plan.actions.length > 0 })}\n`,
   );
 }

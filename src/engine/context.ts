@@ -1,0 +1,28 @@
+// What every executor works with: the lab, where its state lives, how to run commands, the journal,
+// and the observation the plan was made from.
+import type { Observation } from "../facts/types.js";
+import type { Journal } from "../host/journal.js";
+import type { Runner } from "../host/runner.js";
+import type { UplinkOptions } from "../host/uplink.js";
+import type { HostFacts, Lab } from "../model/lab.js";
+
+export interface ExecOptions extends UplinkOptions {
+  /** Seconds to wait for every guest agent of the VMs started (default 120). */
+  waitSeconds?: number;
+}
+
+export interface ExecContext {
+  lab: Lab;
+  /** The lab's state directory (0700), e.g. /run/qnet/<lab>. */
+  stateDir: string;
+  /** Runs commands inside the lab's network namespace (if any). */
+  runner: Runner;
+  journal: Journal;
+  /** KVM and vhost-net, for the VMs' command lines. */
+  facts: HostFacts;
+  /** The observation the plan being applied was made from. */
+  obs: Observation;
+  options: ExecOptions;
+  /** Progress lines for people (stderr); silent under --json. */
+  progress: (msg: string) => void;
+}
