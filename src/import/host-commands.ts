@@ -505,7 +505,9 @@ export class HostReader {
     const fi = a.indexOf("-f");
     if (fi < 0) return false;
     const file = a[fi + 1];
-    const text = file === "-" ? c.stdin : file ? this.m.files.get(file) : undefined;
+    // tree-sitter-bash drops a lone `-` right before `<<`: a missing file with a here-document is stdin.
+    const stdin = file === "-" || file === "/dev/stdin" || (file === undefined && c.stdin !== null);
+    const text = stdin ? c.stdin : file ? this.m.files.get(file) : undefined;
     if (text == null) {
       this.finding(
         "warning",
@@ -515,8 +517,13 @@ export class HostReader {
       return true;
     }
     const seen = new Set<string>();
+    // qnet's output chain lists every forward in the file's order; prerouting repeats the non-loopback ones.
+    const pre: DnatFact[] = [];
+    let chain = "";
     for (const raw of text.split("\n")) {
       const line = raw.trim();
+      const ch = /^chain (\S+)/.exec(line);
+      if (ch) chain = ch[1]!;
       if (!line || line.startsWith("#") || /^(table|delete table|chain|type|\}|flush)/.test(line))
         continue;
       let m =
@@ -532,10 +539,10 @@ export class HostReader {
           line,
         );
       if (m) {
-        const key = line;
+        const key = `${chain} ${line}`;
         if (seen.has(key)) continue; // the same forward in prerouting and output
         seen.add(key);
-        this.m.dnat.push({
+        (chain === "prerouting" ? pre : this.m.dnat).push({
           proto: m[2] as "tcp" | "udp",
           hostAddr: m[1] ?? "0.0.0.0",
           hostPort: Number(m[3]),
@@ -548,6 +555,16 @@ export class HostReader {
       }
       if (/ct status dnat masquerade$/.test(line)) continue; // qnet's own return path for forwards
       this.finding("warning", c.loc, `nft rule not imported: ${line}`);
+    }
+    for (const d of pre) {
+      const dup = this.m.dnat.some(
+        (o) =>
+          o.proto === d.proto &&
+          o.hostAddr === d.hostAddr &&
+          o.hostPort === d.hostPort &&
+          o.target === d.target,
+      );
+      if (!dup) this.m.dnat.push(d);
     }
     return true;
   }

@@ -47,7 +47,12 @@ export async function importScript(
     (a, b) => a.loc.line - b.loc.line || a.loc.column - b.loc.column,
   );
   if (findings.some((f) => f.severity === "error")) throw new ImportError(file, findings);
-  if (Object.keys(inf.topology.vms).length === 0 && Object.keys(inf.topology.networks).length === 0)
+  const empty =
+    Object.keys(inf.topology.vms).length === 0 &&
+    Object.keys(inf.topology.networks).length === 0 &&
+    !inf.topology.netns &&
+    !inf.fromQnetExport;
+  if (empty)
     throw new ImportError(file, [
       ...findings,
       {

@@ -28,6 +28,8 @@ export interface Inferred {
   /** One comment after a value (`networks.web.forwards.0`). */
   after: Map<string, string>;
   findings: ImportFinding[];
+  /** The script is a `qnet export shell` (its first comment names the lab). */
+  fromQnetExport: boolean;
 }
 
 export interface InferOptions {
@@ -50,8 +52,7 @@ interface NetDraft {
 
 function sanitizeName(s: string): string | null {
   const n = s
-    .toLowerCase()
-    .replace(/[^a-z0-9_-]/g, "-")
+    .replace(/[^A-Za-z0-9_-]/g, "-")
     .replace(/^[-_]+/, "")
     .slice(0, 63);
   return NAME_RE.test(n) ? n : null;
@@ -679,6 +680,11 @@ export function inferTopology(script: ShellScript, opts: InferOptions = {}): Inf
 
   // Lab name.
   const labs = [...new Set(vms.map((v) => v.lab).filter((x): x is string => !!x))];
+  // qnet's own export names the lab in its first comment: `# Lab NAME (source): ...`.
+  const labHint = script.comments
+    .map((c) => /^\s*Lab ([A-Za-z0-9][A-Za-z0-9_-]{0,62}) \(/.exec(c.text)?.[1])
+    .find((x) => x);
+  if (labHint) labs.push(labHint);
   let name =
     opts.name ??
     labs[0] ??
@@ -694,7 +700,7 @@ export function inferTopology(script: ShellScript, opts: InferOptions = {}): Inf
     above.set(nk, [...byLine.map((s) => `from ${s}`), ...(above.get(nk) ?? [])]);
   }
   for (const [vname, spec] of Object.entries(vmSpecs)) topology.vms[vname] = spec;
-  return { topology, above, after, findings };
+  return { topology, above, after, findings, fromQnetExport: !!labHint };
 }
 
 /** Guest-side lines after a `# VM0` comment (the seed's `ifconfig eth0 10.0.2.2 netmask …`). */

@@ -347,6 +347,13 @@ export async function readShellScript(text: string): Promise<ShellScript> {
   }
   // Errors nested inside commands (an unterminated quote, a missing `)`).
   const walk = (n: Node) => {
+    // `N<>FILE` (open read-write) is POSIX, but tree-sitter-bash reads its `>` as an error.
+    const readWrite =
+      n.type === "ERROR" &&
+      n.parent?.type === "file_redirect" &&
+      n.text === ">" &&
+      text[n.startIndex - 1] === "<";
+    if (readWrite) return;
     if (n.type === "ERROR" && n.parent?.type !== "program")
       issue("error", n, `shell syntax error: ${describeError(n)}`);
     else if (n.isMissing) issue("error", n, `shell syntax error: missing ${n.type}`);
