@@ -184,10 +184,15 @@ export class QemuReader {
   }
 
   read(): VmFact {
-    const w = this.c.words;
+    let w = this.c.words;
     const src = (i: number) =>
       `line ${w[i]!.loc.line}: ${w[i]!.raw}${w[i + 1] ? ` ${w[i + 1]!.raw}` : ""}`;
     let i = this.f.fragment ? 0 : 1;
+    // qnet's own command line (its -name marks it) ends with -daemonize; what follows is qemu.args.
+    const ours = w.some((x, j) => w[j - 1]?.text === "-name" && /,process=qnet:/.test(x.text));
+    const end = ours ? w.findIndex((x) => x.text === "-daemonize") : -1;
+    const tail = end >= 0 ? w.slice(end + 1).map((x) => x.text) : [];
+    if (end >= 0) w = w.slice(0, end + 1);
     for (; i < w.length; i++) {
       const opt = w[i]!;
       const o = opt.text.replace(/^--/, "-");
@@ -206,6 +211,7 @@ export class QemuReader {
       }
       this.option(o, opt, arg, src(i - (takes ? 1 : 0)));
     }
+    this.f.args.push(...tail);
     this.resolveNics();
     return this.f;
   }
