@@ -105,11 +105,12 @@ export function renderShellScript(lab: Lab, o: ShellExportOptions): string {
       "# `qnet guest build --json` prints.",
     );
   out.push("set -eu");
-  if (builtin)
-    out.push(
-      ': "${QNET_GUEST_KERNEL:?the built-in guest kernel (qnet guest build --json)}"',
-      ': "${QNET_GUEST_INITRD:?the built-in guest initrd (qnet guest build --json)}"',
-    );
+  if (builtin) {
+    // Shell parameter expansion (stop unless set), not a JavaScript template.
+    const need = (v: string, what: string) =>
+      `: "\${${v}:?the built-in guest ${what} (qnet guest build --json)}"`;
+    out.push(need("QNET_GUEST_KERNEL", "kernel"), need("QNET_GUEST_INITRD", "initrd"));
+  }
   out.push(
     "",
     "# The lab's state: sockets, pidfiles, logs, dnsmasq files.",

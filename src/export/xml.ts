@@ -13,17 +13,29 @@ export type XmlNode =
     }
   | { comment: string };
 
-/** Characters XML 1.0 cannot carry at all (C0 controls except tab, newline, carriage return). */
-const FORBIDDEN = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\ufffe\uffff]/;
+/** Characters XML 1.0 cannot carry at all: C0 controls other than tab, newline and carriage return. */
+function forbidden(s: string): boolean {
+  for (const ch of s) {
+    const c = ch.codePointAt(0)!;
+    if ((c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) || c === 0xfffe || c === 0xffff)
+      return true;
+  }
+  return false;
+}
 
 function check(s: string, what: string): string {
-  if (FORBIDDEN.test(s))
+  if (forbidden(s))
     throw new Error(`${what} holds a control character XML cannot carry: ${JSON.stringify(s)}`);
   return s;
 }
 
 export function escapeText(s: string): string {
-  return check(s, "text").replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+  // A raw carriage return would reach the reader as a newline.
+  return check(s, "text")
+    .replaceAll("&", "&amp;")
+    .replaceAll("<", "&lt;")
+    .replaceAll(">", "&gt;")
+    .replaceAll("\r", "&#13;");
 }
 
 export function escapeAttr(s: string): string {

@@ -293,7 +293,7 @@ export class HostReader {
           const i = a.indexOf("type");
           const cand = a
             .slice(2, i < 0 ? undefined : i)
-            .filter((x, j, arr) => arr[j - 1] !== "link");
+            .filter((_x, j, arr) => arr[j - 1] !== "link");
           name = cand.find((x) => x !== "link" && x !== "name");
         }
         if (!name || !IFNAME.test(name)) return false;

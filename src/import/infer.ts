@@ -5,7 +5,7 @@ import { broadcast, formatIpv4, parseCidr, parseIpv4 } from "../model/ipv4.js";
 import type { NetworkSpec, NicSpec, Topology, VmSpec } from "../model/schema.js";
 import { NAME_RE } from "../model/schema.js";
 import { DEFAULTS } from "../resolve/resolve.js";
-import { type Addr, HostReader, hintRe, type LinkFact, maskToPrefix } from "./host-commands.js";
+import { type Addr, HostReader, type LinkFact, maskToPrefix } from "./host-commands.js";
 import type { ImportFinding, Loc } from "./located.js";
 import {
   type Backend,
@@ -287,7 +287,7 @@ export function inferTopology(script: ShellScript, opts: InferOptions = {}): Inf
   const leaseIp = new Map<string, string>();
   for (const d of hm.dhcp) {
     const n = nets.find((x) => x.bridge === d.iface);
-    if (!n || n.spec.type !== "bridge") {
+    if (n?.spec.type !== "bridge") {
       findings.push({
         severity: "warning",
         loc: d.loc,
@@ -589,7 +589,7 @@ export function inferTopology(script: ShellScript, opts: InferOptions = {}): Inf
   // NAT and DNAT forwards from nft or iptables lines.
   for (const f of hm.nat) {
     const n = nets.find((x) => x.spec.type === "bridge" && x.spec.subnet === f.subnet);
-    if (!n || n.spec.type !== "bridge") {
+    if (n?.spec.type !== "bridge") {
       findings.push({
         severity: "warning",
         loc: f.loc,
@@ -613,7 +613,7 @@ export function inferTopology(script: ShellScript, opts: InferOptions = {}): Inf
       });
     }
     const t = target as { vm: string; net: NetDraft } | null;
-    if (!t || t.net.spec.type !== "bridge") {
+    if (t?.net.spec.type !== "bridge") {
       findings.push({
         severity: "warning",
         loc: f.loc,

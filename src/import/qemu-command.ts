@@ -54,7 +54,7 @@ export function isQemuBinary(word: string): boolean {
 
 /** Placeholders that stand for qnet's built-in guest (export's variables, plan's text). */
 const BUILTIN_KERNEL = /^(\$\{?QNET_GUEST_KERNEL\}?|<built-in guest kernel>)$/;
-const BUILTIN_INITRD = /^(\$\{?QNET_GUEST_INITRD\}?|<built-in guest initrd>)$/;
+const _BUILTIN_INITRD = /^(\$\{?QNET_GUEST_INITRD\}?|<built-in guest initrd>)$/;
 
 /** Options that take no argument (the rest take one). */
 const NO_ARG = new Set([

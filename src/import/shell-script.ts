@@ -357,7 +357,7 @@ export async function readShellScript(text: string): Promise<ShellScript> {
     if (n.type === "ERROR" && n.parent?.type !== "program")
       issue("error", n, `shell syntax error: ${describeError(n)}`);
     else if (n.isMissing) issue("error", n, `shell syntax error: missing ${n.type}`);
-    for (const c of n.children) if (c && c.hasError) walk(c);
+    for (const c of n.children) if (c?.hasError) walk(c);
     for (const c of n.children) if (c?.isMissing) walk(c);
   };
   if (tree.rootNode.hasError) for (const c of tree.rootNode.children) if (c?.hasError) walk(c);
