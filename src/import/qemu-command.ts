@@ -99,6 +99,10 @@ const QNET_OWN: Record<string, string> = {
   "-boot": "qnet boots the kernel or the disk it is given",
 };
 
+/** `-nic`/`-net nic` model names that are not device names (`model=virtio` is virtio-net-pci). */
+const NIC_ALIASES: Record<string, string> = { virtio: "virtio-net-pci" };
+const nicModel = (m: string | undefined) => (m === undefined ? undefined : (NIC_ALIASES[m] ?? m));
+
 /** QEMU's MiB from `-m` (`256`, `256M`, `1G`, `size=1G`). */
 function mib(v: string): number | null {
   const m = /^(\d+(?:\.\d+)?)([kKmMgGtT]?)[bB]?$/.exec(v.trim());
@@ -327,7 +331,7 @@ export class QemuReader {
         const opts = this.opts(arg!, "type");
         if (!opts) return;
         if (opts.get("type") === "none") return;
-        const model = opts.get("model");
+        const model = nicModel(opts.get("model"));
         const mac = opts.get("mac");
         const b = this.backend(opts, arg!, null, ["model", "mac", "id"]);
         if (!b) return this.keep(opt, arg, `nic type ${opts.get("type")} is not one qnet makes`);
@@ -348,7 +352,7 @@ export class QemuReader {
         const hub = opts.get("vlan") ?? "0";
         if (type === "none") return;
         if (type === "nic") {
-          const model = opts.get("model");
+          const model = nicModel(opts.get("model"));
           const netdev = opts.get("netdev");
           const nic = {
             model: model ?? this.defaultModel(),

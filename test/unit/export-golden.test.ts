@@ -88,6 +88,20 @@ describe("imported seed files (golden)", () => {
   }
 });
 
+test("a classic how-to script (legacy -net, JSON options, -nic, a disk, unmodelled options)", async () => {
+  const r = await importScript(
+    readFileSync(join(REPO_ROOT, "test", "fixtures", "import", "classic.sh"), "utf8"),
+    "classic.sh",
+    { name: "classic" },
+  );
+  assertGolden("import/classic.yaml", r.yaml);
+  const [vm0, vm1] = r.compiled.lab.vms;
+  assert.equal(vm0!.nics[0]!.model, "virtio-net-pci", "-net nic,model=virtio is virtio-net-pci");
+  assert.deepEqual(vm0!.qemu.args, ["-vga", "std", "-usb", "-device", "usb-tablet"]);
+  assert.equal(vm0!.memory, 1024);
+  assert.equal(vm1!.nics.length, 2);
+});
+
 describe("libvirt XML with hostile values", () => {
   const HOSTILE = [
     "a'b\"c",
