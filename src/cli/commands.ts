@@ -13,6 +13,7 @@ import type { Compiled } from "../load/compile.js";
 import { isName } from "../model/names.js";
 import { examples, printJson, readTopology } from "./io.js";
 import { registerLabCommands } from "./lab-commands.js";
+import { registerPortCommands } from "./port-commands.js";
 
 function warn(warnings: Compiled["warnings"], json: boolean) {
   if (!json) for (const w of warnings) process.stderr.write(`${formatDiagnostic(w)}\n`);
@@ -22,6 +23,7 @@ export function registerCommands(program: Command): void {
   registerFileCommands(program);
   registerLabCommands(program);
   registerDoctor(program);
+  registerPortCommands(program);
 }
 
 function registerFileCommands(program: Command): void {
