@@ -1,6 +1,5 @@
 // `qnet export libvirt`: a network XML per qnet network and a domain XML per VM, plus the virsh commands.
 import { EXIT, formatArgv, UserError } from "../errors.js";
-import { builtinAppend } from "../lab/guest-boot.js";
 import type {
   BridgedNetwork,
   BridgeNetwork,
@@ -10,6 +9,7 @@ import type {
   UserNetwork,
   Vm,
 } from "../model/lab.js";
+import { builtinAppend } from "../render/guest-boot.js";
 import { comment, el, renderXml, type XmlNode } from "./xml.js";
 
 export interface LibvirtExportOptions {

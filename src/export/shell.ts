@@ -1,10 +1,10 @@
 // `qnet export shell`: a lab as the plain commands a how-to would have you type, as a commented script.
 import { shellQuote } from "../errors.js";
-import { builtinAppend } from "../lab/guest-boot.js";
-import { vmFiles, vmRuntime } from "../lab/paths.js";
 import type { BridgedNetwork, BridgeNetwork, HostFacts, Lab, Network } from "../model/lab.js";
+import { vmFiles, vmRuntime } from "../model/paths.js";
 import { renderCloudInit } from "../render/cloud-init.js";
 import { dnsmasqPaths, renderDnsmasqConf, wantsDnsmasq } from "../render/dnsmasq-conf.js";
+import { builtinAppend } from "../render/guest-boot.js";
 import { renderHostsBlock } from "../render/hosts-block.js";
 import { natNeeds, nftTable, renderNftRuleset } from "../render/nftables.js";
 import { netdevArg, vmArgv } from "../render/qemu-args.js";

@@ -1,7 +1,7 @@
 // `qnet import`: a shell script or pasted QEMU lines in, a commented topology file out (validated).
 import { ValidationError } from "../errors.js";
 import { type Compiled, compileTopology } from "../load/compile.js";
-import type { Topology } from "../model/schema.js";
+import type { TopologyFile } from "../model/schema.js";
 import { type InferOptions, inferTopology } from "./infer.js";
 import { formatFinding, type ImportFinding } from "./located.js";
 import { renderImportedYaml } from "./render-yaml.js";
@@ -10,7 +10,7 @@ import { readShellScript } from "./shell-script.js";
 export interface ImportResult {
   /** The topology file's text (YAML with comments). */
   yaml: string;
-  topology: Topology;
+  topology: TopologyFile;
   compiled: Compiled;
   /** Located findings in the script: errors (the import failed), warnings, notes. */
   findings: ImportFinding[];

@@ -2,8 +2,8 @@
 
 import { parse as parseYaml } from "yaml";
 import { broadcast, formatIpv4, parseCidr, parseIpv4 } from "../model/ipv4.js";
-import type { NetworkSpec, NicSpec, Topology, VmSpec } from "../model/schema.js";
-import { NAME_RE } from "../model/schema.js";
+import { NAME_RE } from "../model/names.js";
+import type { NetworkSpec, NicSpec, TopologyFile, VmSpec } from "../model/schema.js";
 import { DEFAULTS } from "../resolve/resolve.js";
 import { type Addr, HostReader, type LinkFact, maskToPrefix } from "./host-commands.js";
 import type { ImportFinding, Loc } from "./located.js";
@@ -22,7 +22,7 @@ import type { ShellCommand, ShellScript } from "./shell-script.js";
 export type Provenance = Map<string, string[]>;
 
 export interface Inferred {
-  topology: Topology;
+  topology: TopologyFile;
   /** Comment lines above a key (`networks.lan`, `vms.vm0`, `vms.vm0.nics.0`). */
   above: Provenance;
   /** One comment after a value (`networks.web.forwards.0`). */
@@ -691,7 +691,8 @@ export function inferTopology(script: ShellScript, opts: InferOptions = {}): Inf
     (opts.file ? sanitizeName(opts.file.replace(/^.*\//, "").replace(/\.[^.]*$/, "")) : null) ??
     "lab";
   if (!NAME_RE.test(name)) name = sanitizeName(name) ?? "lab";
-  const topology: Topology = { name, networks: {}, vms: {} };
+  // Null-prototype records: names come from the script.
+  const topology: TopologyFile = { name, networks: Object.create(null), vms: Object.create(null) };
   if (hm.netns) topology.netns = hm.netns;
   for (const n of nets) {
     topology.networks[n.name] = n.spec;

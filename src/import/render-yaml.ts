@@ -1,6 +1,6 @@
 // Writes an imported topology as a commented YAML file: where each part came from, what was kept as written.
 import { Document, isMap, isScalar, isSeq, type Node, type Pair, Scalar, YAMLMap } from "yaml";
-import type { Topology } from "../model/schema.js";
+import type { TopologyFile } from "../model/schema.js";
 import type { Inferred } from "./infer.js";
 import type { ImportFinding } from "./located.js";
 
@@ -29,7 +29,7 @@ export function renderImportedYaml(
   inf: Inferred,
   meta: { file: string; findings: ImportFinding[] },
 ): string {
-  const doc = new Document(inf.topology as Topology);
+  const doc = new Document(inf.topology as TopologyFile);
   // NIC entries and short lists in flow style, like the examples.
   const vms = doc.get("vms", true);
   if (isMap(vms))

@@ -127,7 +127,8 @@ export const TopologySchema = z
   })
   .describe("qnet topology file");
 
-type TopologyData = z.infer<typeof TopologySchema>;
+/** A topology file as plain data (what an importer writes, what the schema describes). */
+export type TopologyFile = z.infer<typeof TopologySchema>;
 export type NetworkSpec = z.infer<typeof NetworkSchema>;
 export type VmSpec = z.infer<typeof VmSchema>;
 
@@ -135,7 +136,7 @@ export type VmSpec = z.infer<typeof VmSchema>;
  * A validated topology. Networks and VMs are Maps: their keys come from the file, and a name such as
  * `constructor` or `__proto__` must never meet a plain object's prototype.
  */
-export interface Topology extends Omit<TopologyData, "networks" | "vms"> {
+export interface Topology extends Omit<TopologyFile, "networks" | "vms"> {
   networks: Map<string, NetworkSpec>;
   vms: Map<string, VmSpec>;
 }

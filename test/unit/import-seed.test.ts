@@ -16,7 +16,7 @@ import { parse, stringify } from "yaml";
 import { importScript } from "../../src/import/index.js";
 import { planView, renderPlanText } from "../../src/lab/plan-view.js";
 import type { Lab } from "../../src/model/lab.js";
-import type { Topology } from "../../src/model/schema.js";
+import type { TopologyFile } from "../../src/model/schema.js";
 import { REPO_ROOT } from "../helpers/golden.js";
 import { compile } from "../helpers/topology.js";
 
@@ -26,7 +26,7 @@ const seed = (n: string) =>
 const example = (f: string) => compile(readFileSync(join(REPO_ROOT, "examples", f), "utf8"), f).lab;
 const plan = (lab: Lab) => renderPlanText(planView(lab, FACTS, `/run/qnet/${lab.name}`));
 /** The imported file, parsed back (comments dropped), to make the documented changes on. */
-const topologyOf = (yaml: string) => parse(yaml) as Topology;
+const topologyOf = (yaml: string) => parse(yaml) as TopologyFile;
 
 describe("the seed, typed exactly, imports into the examples' plans", () => {
   test("section 1 → examples/user-forward.yaml: same network, VM, NIC, model and MAC; forwards on every interface", async () => {
