@@ -139,6 +139,8 @@ const style: StylesheetJson = [
       "text-background-color": "#fff",
       "text-background-opacity": 0.85,
       "text-background-padding": "1px",
+      // Too small to read: not drawn (a zoomed-out big lab).
+      "min-zoomed-font-size": 6,
     },
   },
   { selector: 'edge[kind="forward"]', style: { "line-style": "dashed", "line-color": "#b45309" } },
@@ -222,14 +224,16 @@ export function drawGraph(
       requestAnimationFrame(() => requestAnimationFrame(() => resolve()));
     });
   });
+  const big = topology.nodes.length > 40;
   cy.layout({
     name: "fcose",
     animate: false,
     quality: "default",
     randomize: true,
     nodeDimensionsIncludeLabels: true,
-    idealEdgeLength: () => 70,
-    nodeRepulsion: () => 6500,
+    // Long edges and strong repulsion keep a big star (100 VMs on one bridge) free of overlaps.
+    idealEdgeLength: () => (big ? 250 : 70),
+    nodeRepulsion: () => (big ? 100_000 : 6500),
     packComponents: true,
   } as cytoscape.LayoutOptions).run();
 

@@ -94,6 +94,7 @@ async function showLab(name: string): Promise<void> {
   let t: Topology;
   try {
     t = await getJson<Topology>(`${labPath(name)}/topology`);
+    performance.mark("qnet:topology-fetched");
   } catch (e) {
     const n = byId("notice");
     n.hidden = false;
