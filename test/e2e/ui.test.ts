@@ -214,7 +214,10 @@ describe("qnet ui: private-lan in a real browser", () => {
       null,
       { timeout: 10_000 },
     );
+    // The README's picture: graph, the check's matrix and the console together.
+    await page.click(".tabs button[data-tab=check]");
     await page.screenshot({ path: screenshotPath("3-console") });
+    await page.click(".tabs button[data-tab=objects]");
 
     const second = await browser.context.newPage();
     try {
@@ -226,6 +229,7 @@ describe("qnet ui: private-lan in a real browser", () => {
       });
       assert.match((await second.locator("#console-status").textContent()) ?? "", /read-only/);
       // It sees what the writer types...
+      await page.locator('[data-console-vm="vm0"] .xterm').click();
       await page.keyboard.type("echo shared-$((7*6))\n");
       await second.waitForFunction(
         () =>
