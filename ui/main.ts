@@ -155,6 +155,11 @@ async function showLab(name: string): Promise<void> {
     const health = byId("health");
     health.hidden = false;
     const notice = byId("notice");
+    if (m.type === "error") {
+      notice.hidden = false;
+      notice.textContent = m.message;
+      return;
+    }
     if (m.type === "gone") {
       health.className = "pill missing";
       health.textContent = "not up";

@@ -77,6 +77,8 @@ export type StateMessage =
       removed: string[];
     }
   | { type: "gone"; at: string; message: string }
+  /** `status` itself failed (the next refresh tries again). */
+  | { type: "error"; at: string; message: string }
   | { type: "check"; phase: "running" }
   | { type: "check"; phase: "done"; report: CheckView }
   | { type: "check"; phase: "failed"; message: string };

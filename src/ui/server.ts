@@ -84,9 +84,16 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
   const watcher = (lab: string) => {
     let w = watchers.get(lab);
     if (!w) {
-      w = new LabWatcher(facts, lab, intervalMs, (e) =>
-        log(`status of lab ${lab} failed: ${(e as Error).message}`),
-      );
+      // A failure that repeats every refresh is told once (on stderr and to the page).
+      let lastError = "";
+      const created: LabWatcher = new LabWatcher(facts, lab, intervalMs, (e) => {
+        const message = `status of lab ${lab} failed: ${(e as Error).message}`;
+        if (message === lastError) return;
+        lastError = message;
+        log(message);
+        created.broadcast({ type: "error", at: new Date().toISOString(), message });
+      });
+      w = created;
       watchers.set(lab, w);
     }
     return w;
@@ -178,7 +185,10 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
 
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
-      log(`${req.method} ${req.url}: ${(e as Error).message}`);
+      // The path only: the query may hold the token.
+      log(
+        `${req.method} ${new URL(req.url ?? "/", "http://qnet.invalid").pathname}: ${(e as Error).message}`,
+      );
       if (!res.headersSent) sendJson(res, 500, { error: (e as Error).message });
       else res.destroy();
     });
