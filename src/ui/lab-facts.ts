@@ -16,6 +16,8 @@ export type StatusResult =
 export interface SerialPaths {
   socket: string;
   log: string;
+  /** QEMU's pidfile (to see who else QEMU serves on the socket). */
+  pidfile: string;
 }
 
 /** What the server needs to know about labs, from the state root or from one topology file. */
@@ -169,7 +171,7 @@ export function stateRootFacts(stateRoot: string): LabFacts {
       if (!r || r.rec.options?.noVms === true || !r.rec.lab.vms.some((v) => v.name === vm))
         return null;
       const f = vmFiles(r.dir, vm);
-      return { socket: f.serial, log: f.serialLog };
+      return { socket: f.serial, log: f.serialLog, pidfile: f.pidfile };
     },
   };
 }

@@ -257,6 +257,47 @@ describe("qnet ui: private-lan in a real browser", () => {
     assert.equal(await page.locator('[data-console-vm="vm0"]').getAttribute("data-writer"), "yes");
   });
 
+  test("vm1's console held by another client (as by `qnet console`): the page says so, then takes over", async () => {
+    const serial = join(env.stateRoot, "lab", "vm", "vm1.serial");
+    const other = connect(serial);
+    await new Promise((resolve, reject) => {
+      other.once("connect", resolve);
+      other.once("error", reject);
+    });
+    await sleep(300);
+    try {
+      await page.click(".tabs button[data-tab=objects]");
+      await page.click('button[data-console="vm1"]');
+      await page.waitForFunction(
+        () =>
+          document.getElementById("console-status")?.textContent?.includes("holds vm1's console"),
+        null,
+        { timeout: 10_000 },
+      );
+    } finally {
+      other.destroy();
+    }
+    await page.waitForFunction(
+      () =>
+        document.getElementById("console-status")?.textContent ===
+        "connected to vm1's serial console",
+      null,
+      { timeout: 5_000 },
+    );
+    await page.locator('[data-console-vm="vm1"] .xterm').click();
+    await page.keyboard.type("echo held-$((3*3))\n");
+    await page.waitForFunction(
+      () =>
+        document
+          .querySelector('[data-console-vm="vm1"] .xterm-rows')
+          ?.textContent?.includes("held-9"),
+      null,
+      { timeout: 10_000 },
+    );
+    await page.click('[data-console-tab="vm1"] .x');
+    assert.equal(await page.locator('[data-console-vm="vm1"]').count(), 0);
+  });
+
   test("killing vm1's QEMU marks it down within 3 s", async () => {
     const pid = Number(readFileSync(join(env.stateRoot, "lab", "vm", "vm1.pid"), "utf8").trim());
     assert.ok(pid > 1);
