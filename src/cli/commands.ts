@@ -11,6 +11,7 @@ import {
 } from "../host/state.js";
 import type { Compiled } from "../load/compile.js";
 import { isName } from "../model/names.js";
+import { registerUiCommand } from "../ui/command.js";
 import { examples, printJson, readTopology } from "./io.js";
 import { registerLabCommands } from "./lab-commands.js";
 import { registerPortCommands } from "./port-commands.js";
@@ -24,6 +25,7 @@ export function registerCommands(program: Command): void {
   registerLabCommands(program);
   registerDoctor(program);
   registerPortCommands(program);
+  registerUiCommand(program);
 }
 
 function registerFileCommands(program: Command): void {

@@ -17,7 +17,7 @@ function portsOf(lab: Lab, net: Network): Port[] {
   );
 }
 
-function netTitle(net: Network): string {
+export function netTitle(net: Network): string {
   switch (net.type) {
     case "user":
       return `${net.name}: user networking ${net.subnet} (one QEMU stack per VM, gateway ${net.hostAddr})`;
