@@ -52,6 +52,10 @@ function registerFileCommands(program: Command): void {
     .option("--json", "machine-readable output")
     .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
     .option("--netns <name>", "plan against this network namespace (as `up --netns` would run)")
+    .option(
+      "--host <name>",
+      "multi-host labs: this host's part (default: the host whose underlay address is local)",
+    )
     .addHelpText(
       "after",
       examples(
@@ -59,19 +63,29 @@ function registerFileCommands(program: Command): void {
         "qnet plan lab.yaml --json | jq '.vms[0].argv'",
       ),
     )
-    .action(async (file: string, o: { json?: boolean; stateDir: string; netns?: string }) => {
-      const { lab, warnings } = await readTopology(file);
-      warn(warnings, !!o.json);
-      const { detectFacts } = await import("../host/facts.js");
-      const { hostChanges, planView, renderPlanText } = await import("../lab/plan-view.js");
-      const netns = o.netns ?? lab.netns;
-      const stateDir = labStateDir(o.stateDir, lab.name);
-      const facts = detectFacts();
-      const { changes, notes } = await hostChanges(lab, { stateDir, netns, facts });
-      const view = planView(lab, facts, stateDir, changes, notes);
-      if (o.json) printJson(view);
-      else process.stdout.write(renderPlanText(view));
-    });
+    .action(
+      async (
+        file: string,
+        o: { json?: boolean; stateDir: string; netns?: string; host?: string },
+      ) => {
+        const compiled = await readTopology(file);
+        warn(compiled.warnings, !!o.json);
+        const { partFor } = await import("../lab/host-part.js");
+        const lab = await partFor(compiled.lab, {
+          host: o.host,
+          netns: o.netns ?? compiled.lab.netns,
+        });
+        const { detectFacts } = await import("../host/facts.js");
+        const { hostChanges, planView, renderPlanText } = await import("../lab/plan-view.js");
+        const netns = o.netns ?? lab.netns;
+        const stateDir = labStateDir(o.stateDir, lab.name);
+        const facts = detectFacts();
+        const { changes, notes } = await hostChanges(lab, { stateDir, netns, facts });
+        const view = planView(lab, facts, stateDir, changes, notes);
+        if (o.json) printJson(view);
+        else process.stdout.write(renderPlanText(view));
+      },
+    );
 
   program
     .command("args")

@@ -28,6 +28,10 @@ export function registerLabCommands(program: Command): void {
       "--netns <name>",
       "run the whole lab inside this network namespace (created if missing)",
     )
+    .option(
+      "--host <name>",
+      "multi-host labs: this host's part (default: the host whose underlay address is local)",
+    )
     .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
     .option("--no-vms", "bring up only the network; start QEMU yourself with `qnet args`")
     .option("--wait <seconds>", "time to wait for every guest agent", seconds, 120)
@@ -48,6 +52,7 @@ export function registerLabCommands(program: Command): void {
         "qnet up examples/private-lan.yaml",
         "qnet up examples/private-lan.yaml --netns lab   # sandboxed in a namespace",
         "qnet up lab.yaml --no-vms && qemu-system-x86_64 ... $(qnet args lab.yaml vm0 --shell)",
+        "qnet up examples/two-hosts.yaml --host h1   # this host's part of a multi-host lab",
       ),
     )
     .action(
@@ -55,6 +60,7 @@ export function registerLabCommands(program: Command): void {
         file: string,
         o: {
           netns?: string;
+          host?: string;
           stateDir: string;
           vms: boolean;
           wait: number;
@@ -64,7 +70,13 @@ export function registerLabCommands(program: Command): void {
           quiet?: boolean;
         },
       ) => {
-        const { lab, warnings } = await readTopology(file);
+        const compiled = await readTopology(file);
+        const { partFor } = await import("../lab/host-part.js");
+        const lab = await partFor(compiled.lab, {
+          host: o.host,
+          netns: o.netns ?? compiled.lab.netns,
+        });
+        const warnings = compiled.warnings;
         const progress = progressTo(!!o.json || !!o.quiet);
         for (const w of warnings)
           progress(`${w.file}:${w.line}:${w.column}: warning: ${w.path}: ${w.message}`);
@@ -114,10 +126,20 @@ export function registerLabCommands(program: Command): void {
     )
     .argument("<lab>", "lab name (or the topology file it came from)")
     .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .option("--host <name>", "multi-host labs: make sure the part that is up is this host's")
     .option("--json", "print the result as JSON")
-    .addHelpText("after", examples("qnet down lab", "qnet down examples/private-lan.yaml"))
-    .action(async (name: string, o: { stateDir: string; json?: boolean }) => {
+    .addHelpText(
+      "after",
+      examples(
+        "qnet down lab",
+        "qnet down examples/private-lan.yaml",
+        "qnet down examples/two-hosts.yaml --host h2   # only this host's part; the others keep working",
+      ),
+    )
+    .action(async (name: string, o: { stateDir: string; host?: string; json?: boolean }) => {
       const labName = /\.(ya?ml|json)$/.test(name) ? (await readTopology(name)).lab.name : name;
+      const { checkRecordedHost } = await import("../lab/host-part.js");
+      checkRecordedHost(o.stateDir, labName, o.host);
       const { down } = await import("../lab/down.js");
       const r = await down(labName, { stateRoot: o.stateDir });
       if (o.json) printJson(r);
@@ -133,40 +155,53 @@ export function registerLabCommands(program: Command): void {
     .description("the labs qnet knows; for one lab each object: present, missing or drifted")
     .argument("[lab]", "lab name")
     .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .option("--host <name>", "multi-host labs: make sure the part that is up is this host's")
     .option("--json", "machine-readable output")
-    .addHelpText("after", examples("qnet status", "qnet status lab --json"))
-    .action(async (name: string | undefined, o: { stateDir: string; json?: boolean }) => {
-      if (!name) {
-        const { netnsExists } = await import("../host/netns.js");
-        const labs = listLabs(o.stateDir).map((l) => ({
-          ...l,
-          state: !l.complete
-            ? "incomplete"
-            : l.netns && !netnsExists(l.netns)
-              ? "namespace-gone"
-              : "up",
-        }));
-        const say = {
-          up: "up",
-          incomplete: "incomplete (run qnet down)",
-          "namespace-gone": "namespace gone (run qnet down)",
-        };
-        if (o.json) printJson(labs);
-        else if (labs.length === 0) process.stdout.write("no lab is up\n");
-        else
-          for (const l of labs)
-            process.stdout.write(
-              `${l.name}\t${say[l.state as keyof typeof say]}${l.netns ? `\tnetns ${l.netns}` : ""}\t${l.file ?? ""}\n`,
-            );
-        return;
-      }
-      const { dir } = runningLab(o.stateDir, name);
-      const { fullStatus, renderStatusTable } = await import("../lab/status.js");
-      const s = await fullStatus(dir);
-      if (o.json) printJson(s);
-      else process.stdout.write(renderStatusTable(s));
-      if (!s.ok) process.exitCode = EXIT.failure;
-    });
+    .addHelpText(
+      "after",
+      examples(
+        "qnet status",
+        "qnet status lab --json",
+        "qnet status lab --host h1   # and its peers' VTEPs",
+      ),
+    )
+    .action(
+      async (name: string | undefined, o: { stateDir: string; host?: string; json?: boolean }) => {
+        if (!name) {
+          const { netnsExists } = await import("../host/netns.js");
+          const labs = listLabs(o.stateDir).map((l) => ({
+            ...l,
+            state: !l.complete
+              ? "incomplete"
+              : l.netns && !netnsExists(l.netns)
+                ? "namespace-gone"
+                : "up",
+          }));
+          const say = {
+            up: "up",
+            incomplete: "incomplete (run qnet down)",
+            "namespace-gone": "namespace gone (run qnet down)",
+          };
+          if (o.json) printJson(labs);
+          else if (labs.length === 0) process.stdout.write("no lab is up\n");
+          else
+            for (const l of labs)
+              process.stdout.write(
+                `${l.name}\t${say[l.state as keyof typeof say]}${l.netns ? `\tnetns ${l.netns}` : ""}\t${l.file ?? ""}\n`,
+              );
+          return;
+        }
+        const { dir, record } = runningLab(o.stateDir, name);
+        const { checkRecordedHost } = await import("../lab/host-part.js");
+        checkRecordedHost(o.stateDir, name, o.host);
+        const { fullStatus, renderStatusTable } = await import("../lab/status.js");
+        const { peerStatus, renderPeers } = await import("../lab/peers.js");
+        const [s, peers] = await Promise.all([fullStatus(dir), peerStatus(record)]);
+        if (o.json) printJson(peers ? { ...s, peers } : s);
+        else process.stdout.write(renderStatusTable(s) + (peers ? renderPeers(peers) : ""));
+        if (!s.ok) process.exitCode = EXIT.failure;
+      },
+    );
 
   program
     .command("exec")

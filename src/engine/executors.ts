@@ -1,6 +1,7 @@
 // How each kind's actions are carried out on the host: one static, exhaustive table. Link kinds have no
 // executor of their own: the engine runs all their lines in one `ip -batch`.
 import { applyDnsmasq } from "../host/dnsmasq.js";
+import { applyFdb } from "../host/fdb.js";
 import { applyHostsBlock } from "../host/hosts-file.js";
 import { loadModules } from "../host/modules.js";
 import { createNetns } from "../host/netns.js";
@@ -30,6 +31,8 @@ export const EXECUTORS: { [K in KindName]: Executor | "ip-batch" } = {
   address: "ip-batch",
   tap: "ip-batch",
   macvtap: "ip-batch",
+  vxlan: "ip-batch",
+  fdb: (actions, ctx) => applyFdb(actions, ctx),
   sysctl: (actions, ctx) => applySysctls(actions, ctx.runner),
   "nft-table": (actions, ctx) => applyNftTable(actions, ctx),
   firewall: (actions, ctx) => applyAcceptRules(actions, ctx.runner),

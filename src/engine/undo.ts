@@ -3,6 +3,7 @@
 import { existsSync, rmSync } from "node:fs";
 import { isAbsolute, normalize, resolve } from "node:path";
 import { UserError } from "../errors.js";
+import { undoFdb } from "../host/fdb.js";
 import { undoHostsBlock } from "../host/hosts-file.js";
 import { Journal } from "../host/journal.js";
 import { undoLinks, waitForBatchProcesses } from "../host/links.js";
@@ -49,6 +50,7 @@ export const UNDO: { [K in Undo["kind"]]: Handler<K> } = {
   "hosts-block": (u) => undoHostsBlock(u),
   "uplink-move": (u, env) => undoUplinkMove(env.runner, u),
   "uplink-nmcli": (u, env) => undoUplinkNmcli(env.runner, u),
+  fdb: (u, env) => undoFdb(u, env.runner),
 };
 
 export async function undoOne(u: Undo, env: UndoEnv): Promise<void> {

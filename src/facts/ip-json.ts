@@ -71,6 +71,16 @@ export function parseIpJson(linkJson: string, addrJson: string): HostLink[] {
               multiQueue: data?.multi_queue === true,
             }
           : null,
+      ...(kind === "vxlan"
+        ? {
+            vxlan: {
+              vni: num(data?.id),
+              local: str(data?.local),
+              port: num(data?.port),
+              learning: typeof data?.learning === "boolean" ? data.learning : null,
+            },
+          }
+        : {}),
       addrs: addrsByName.get(name) ?? [],
     });
   }

@@ -23,6 +23,27 @@ export interface HostTapInfo {
   multiQueue: boolean;
 }
 
+/** A VXLAN device's parameters (`ip -json -details link`: linkinfo.info_data). */
+export interface HostVxlanInfo {
+  vni: number | null;
+  local: string | null;
+  port: number | null;
+  learning: boolean | null;
+}
+
+/** One entry of `bridge -json fdb show`. */
+export interface FdbEntry {
+  mac: string;
+  /** The device the entry is on. */
+  dev: string;
+  /** The remote VTEP (VXLAN devices' entries), or null. */
+  dst: string | null;
+  /** "self", "master", ... */
+  flags: string[];
+  /** "permanent", "static", or null (learned). */
+  state: string | null;
+}
+
 export interface HostLink {
   name: string;
   index: number;
@@ -39,6 +60,7 @@ export interface HostLink {
   mtu: number | null;
   bridge: HostBridgeInfo | null;
   tap: HostTapInfo | null;
+  vxlan?: HostVxlanInfo | null;
   addrs: HostAddr[];
 }
 
@@ -197,6 +219,8 @@ export interface ObserveRequest {
   /** QMP sockets of running VMs whose run state matters (VM name → socket). */
   qmp: { vm: string; socket: string; key: ProcessKey }[];
   uplinks: string[];
+  /** The bridge forwarding database (`bridge -json fdb show`: VXLAN devices' remote VTEPs). */
+  fdb?: boolean;
 }
 
 export const emptyRequest = (): ObserveRequest => ({
@@ -238,6 +262,8 @@ export interface Observation {
   /** VM name → QMP run state ("running", "paused", ...), for VMs whose QEMU answered. */
   vmStates: Map<string, string>;
   uplinks: Map<string, UplinkFacts>;
+  /** null: not read. */
+  fdb?: FdbEntry[] | null;
 }
 
 export function emptyObservation(netns: string | null, netnsExists: boolean): Observation {

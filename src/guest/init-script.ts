@@ -15,6 +15,8 @@ export interface GuestNic {
   prefix: number | null;
   gateway: string | null;
   dhcp: boolean;
+  /** The interface MTU, when the network needs one (a network spanning hosts over VXLAN). */
+  mtu?: number | null;
 }
 
 /** Kernel parameters that keep a small guest's boot fast and quiet on the serial console. */
@@ -35,7 +37,8 @@ const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1
 
 /**
  * The kernel command line for a built-in guest:
- * `console=ttyS0 quiet panic=-1 ... qnet.hostname=NAME qnet.nic0=MAC,IP/PREFIX[,GW] | qnet.nic0=MAC,dhcp [qnet.dns=IP]`.
+ * `console=ttyS0 quiet panic=-1 ... qnet.hostname=NAME qnet.nic0=MAC,IP/PREFIX[,GW] | qnet.nic0=MAC,dhcp [qnet.dns=IP]`,
+ * with `,MTU` as a fourth field when the NIC needs one (`MAC,dhcp,,1450`).
  * NIC numbers follow the array order. Every value is checked (no spaces or shell metacharacters can pass).
  */
 export function guestCmdline(p: {
@@ -48,13 +51,13 @@ export function guestCmdline(p: {
   p.nics.forEach((nic, i) => {
     const mac = nic.mac.toLowerCase();
     if (!MAC_RE.test(mac)) throw new Error(`nic ${i}: bad MAC address ${JSON.stringify(nic.mac)}`);
-    if (nic.dhcp) {
-      parts.push(`qnet.nic${i}=${mac},dhcp`);
-      return;
-    }
-    if (nic.ip === null) {
-      // No address: the link is brought up and left unconfigured.
-      parts.push(`qnet.nic${i}=${mac},none`);
+    const mtu = nic.mtu ?? null;
+    if (mtu !== null && (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535))
+      throw new Error(`nic ${i}: bad MTU ${String(mtu)}`);
+    if (nic.dhcp || nic.ip === null) {
+      // DHCP, or no address: the link is brought up and left unconfigured.
+      const how = nic.dhcp ? "dhcp" : "none";
+      parts.push(`qnet.nic${i}=${mac},${how}${mtu !== null ? `,,${mtu}` : ""}`);
       return;
     }
     if (!IPV4_RE.test(nic.ip))
@@ -70,6 +73,7 @@ export function guestCmdline(p: {
       }
       value += `,${nic.gateway}`;
     }
+    if (mtu !== null) value += `${nic.gateway !== null ? "" : ","},${mtu}`;
     parts.push(`qnet.nic${i}=${value}`);
   });
   if (p.dns !== undefined && p.dns !== null) {
@@ -162,13 +166,15 @@ HOSTS_IP=127.0.1.1
 LINKS=""
 for nic in $NICS; do
   set -f; old_ifs=$IFS; IFS=,; set -- $nic; IFS=$old_ifs; set +f
-  mac=$1; addr=$2; gw=$3
+  mac=$1; addr=$2; gw=$3; mtu=$4
   if ! ifc=$(find_iface "$mac"); then echo "qnet: no interface with MAC $mac"; continue; fi
+  case "$mtu" in *[!0-9]*) mtu= ;; esac
+  if [ -n "$mtu" ]; then ip link set "$ifc" mtu "$mtu" || echo "qnet: cannot set MTU $mtu on $ifc"; fi
   ip link set "$ifc" up
   LINKS="$LINKS $ifc"
   case "$addr" in
     dhcp)
-      udhcpc -i "$ifc" -t 20 -T 1 -A 1 -b -S -s ${GUEST_UDHCPC_SCRIPT} -x "hostname:$HOSTNAME" \\
+      udhcpc -i "$ifc" -t 20 -T 1 -A 1 -b -S -O mtu -s ${GUEST_UDHCPC_SCRIPT} -x "hostname:$HOSTNAME" \\
         || echo "qnet: udhcpc on $ifc failed"
       ;;
     none|"") ;;
@@ -244,6 +250,11 @@ case "$1" in
       ip -4 addr flush dev "$interface"
       ip addr add "$ip/\${mask:-24}" dev "$interface"
     fi
+    # DHCP option 26 (asked for with -O mtu): applied, and noted for \`qnet check\` and the tests.
+    case "$mtu" in
+      ""|*[!0-9]*) ;;
+      *) ip link set "$interface" mtu "$mtu"; echo "$mtu" > "/run/qnet/dhcp-mtu-$interface" ;;
+    esac
     for r in $router; do
       ip route add default via "$r" dev "$interface" 2>/dev/null
       break

@@ -1,6 +1,7 @@
 // One observation of a host (one namespace): links, sysctls, firewall, processes, files, uplinks, read in
 // parallel and only as far as the lab needs; what plan, up, status, doctor and check all reason over.
 import { existsSync, readFileSync } from "node:fs";
+import { parseFdbJson } from "../facts/fdb-json.js";
 import { parseIptablesSave, parseNftRuleset } from "../facts/firewall.js";
 import {
   parseAddrInfo,
@@ -219,6 +220,10 @@ export async function observe(
         }),
       ).then(([t, u]) => {
         obs.listeners = t && u ? [...t, ...u] : null;
+      }),
+    req.fdb &&
+      runner.run(["bridge", "-json", "fdb", "show"]).then((r) => {
+        obs.fdb = parseFdbJson(r.stdout);
       }),
     ...req.uplinks.map(async (dev) => {
       obs.uplinks.set(dev, await readUplink(runner, dev, opts, opts.backends?.get(dev) ?? null));

@@ -11,6 +11,7 @@ import {
 import { addressKind } from "./address.js";
 import { bridgeKind } from "./bridge.js";
 import { dnsmasqKind } from "./dnsmasq.js";
+import { fdbKind } from "./fdb.js";
 import { firewallKind } from "./firewall.js";
 import { hostsKind } from "./hosts.js";
 import { macvtapKind } from "./macvtap.js";
@@ -22,10 +23,12 @@ import { tapKind } from "./tap.js";
 import type { Action, Kind, KindName, PlanEnv, Verdict } from "./types.js";
 import { uplinkKind } from "./uplink.js";
 import { vmKind } from "./vm.js";
+import { vxlanKind } from "./vxlan.js";
 
 /**
  * Every kind, in apply order: the namespace, kernel features, the LAN uplink moves, then every link
- * (bridges, their addresses, taps, macvtaps: one `ip -batch`), the sysctls that need those links, the
+ * (bridges, their addresses, taps, macvtaps, VXLAN devices: one `ip -batch`), the VXLAN devices'
+ * forwarding entries (one `bridge -batch`), the sysctls that need those links, the
  * lab's nft table, accept rules in foreign firewalls, dnsmasq, the hosts file, and last the VMs.
  */
 // biome-ignore lint/suspicious/noExplicitAny: each row has its own desired type
@@ -37,6 +40,8 @@ export const KINDS: readonly Kind<any>[] = [
   addressKind,
   tapKind,
   macvtapKind,
+  vxlanKind,
+  fdbKind,
   sysctlKind,
   nftTableKind,
   firewallKind,
@@ -46,7 +51,13 @@ export const KINDS: readonly Kind<any>[] = [
 ];
 
 /** Kinds whose changes are `ip -batch` lines, applied together in one process. */
-export const BATCHED: ReadonlySet<KindName> = new Set(["bridge", "address", "tap", "macvtap"]);
+export const BATCHED: ReadonlySet<KindName> = new Set([
+  "bridge",
+  "address",
+  "tap",
+  "macvtap",
+  "vxlan",
+]);
 
 export interface LabPlan {
   /** One per object, in kind order: every verdict `status` reports. */
@@ -79,6 +90,7 @@ export function observeRequest(
     req.iptables ||= !!r.iptables;
     req.listeners ||= !!r.listeners;
     req.defaultRoute ||= !!r.defaultRoute;
+    if (r.fdb) req.fdb = true;
     req.sysctls.push(...(r.sysctls ?? []));
     req.modules.push(...(r.modules ?? []));
     req.files.push(...(r.files ?? []));

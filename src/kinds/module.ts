@@ -3,7 +3,7 @@ import type { Lab } from "../model/lab.js";
 import { ABSENT, type Kind, verdict } from "./types.js";
 
 export interface WantModule {
-  name: "bridge" | "tun" | "macvtap";
+  name: "bridge" | "tun" | "macvtap" | "vxlan";
   why: string;
 }
 
@@ -21,6 +21,8 @@ export function modulesOf(lab: Lab): WantModule[] {
     out.push({ name: "tun", why: "VM NICs use taps" });
   if (nics.some((n) => macvtap.has(n.network)))
     out.push({ name: "macvtap", why: "VM NICs use macvtaps" });
+  if (lab.part && nets.some((n) => n.type === "bridge" && n.span))
+    out.push({ name: "vxlan", why: "networks span hosts" });
   return out;
 }
 

@@ -12,6 +12,8 @@ export type KindName =
   | "address"
   | "tap"
   | "macvtap"
+  | "vxlan"
+  | "fdb"
   | "sysctl"
   | "nft-table"
   | "firewall"

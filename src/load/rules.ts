@@ -12,11 +12,12 @@ import {
 } from "../model/ipv4.js";
 import { MAC_RE } from "../model/names.js";
 import type { Topology } from "../model/schema.js";
+import { hostRules } from "./host-rules.js";
 import type { PathSegment } from "./parse.js";
 import { didYouMean, type Emit, show } from "./schema-issues.js";
 
 /** Limits that keep a hostile file from costing more than a moment. */
-export const LIMITS = { vms: 10_000, networks: 1_000, nicsPerVm: 28 } as const;
+export const LIMITS = { vms: 10_000, networks: 1_000, nicsPerVm: 28, hosts: 1_000 } as const;
 
 const isMulticastMac = (mac: string) => (Number.parseInt(mac.slice(0, 2), 16) & 1) === 1;
 
@@ -294,4 +295,5 @@ export function semanticRules(
       }
     });
   }
+  hostRules(t, emit);
 }

@@ -4,6 +4,7 @@ import type { Diagnostic } from "../errors.js";
 import {
   BridgedNetworkSchema,
   BridgeNetworkSchema,
+  HostSchema,
   NicSchema,
   QemuSchema,
   TopologySchema,
@@ -51,6 +52,7 @@ function keysAt(path: readonly PropertyKey[], data: unknown): string[] {
     return shapeKeys(BridgeNetworkSchema);
   }
   if (path[0] === "vms" && path.length === 2) return shapeKeys(VmSchema);
+  if (path[0] === "hosts" && path.length === 2) return shapeKeys(HostSchema);
   if (path[0] === "vms" && path[2] === "nics" && path.length === 4) return shapeKeys(NicSchema);
   if (path[0] === "vms" && path[2] === "qemu" && path.length === 3) return shapeKeys(QemuSchema);
   return [];

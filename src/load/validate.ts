@@ -2,7 +2,14 @@
 import type { z } from "zod";
 import type { Diagnostic } from "../errors.js";
 import { NAME_RE } from "../model/names.js";
-import { NetworkSchema, type Topology, TopologySchema, VmSchema } from "../model/schema.js";
+import {
+  HostSchema,
+  type HostSpec,
+  NetworkSchema,
+  type Topology,
+  TopologySchema,
+  VmSchema,
+} from "../model/schema.js";
 import { formatPath, type Parsed } from "./parse.js";
 import { LIMITS, semanticRules } from "./rules.js";
 import { type Emit, schemaIssue } from "./schema-issues.js";
@@ -38,6 +45,7 @@ export function validateTopology(parsed: Parsed): Validated {
   for (const [key, limit] of [
     ["vms", LIMITS.vms],
     ["networks", LIMITS.networks],
+    ["hosts", LIMITS.hosts],
   ] as const) {
     const v = raw[key];
     if (v && typeof v === "object" && Object.keys(v).length > limit) {
@@ -55,10 +63,12 @@ export function validateTopology(parsed: Parsed): Validated {
     });
     return { topology: null, diagnostics };
   }
+  const { hosts, ...fields } = result.data;
   const topology: Topology = {
-    ...result.data,
+    ...fields,
     networks: new Map(Object.entries(result.data.networks)),
     vms: new Map(Object.entries(result.data.vms)),
+    ...(hosts ? { hosts: new Map(Object.entries(hosts)) } : {}),
   };
   semanticRules(topology, emit, null);
   return {
@@ -82,5 +92,17 @@ function partialTopology(raw: Record<string, unknown>): Topology {
     name: typeof raw.name === "string" ? raw.name : "lab",
     networks: pick(raw.networks, NetworkSchema),
     vms: pick(raw.vms, VmSchema),
+    // Every host the file names counts as known (a host with a bad field is reported by the schema).
+    ...(raw.hosts !== undefined
+      ? {
+          hosts: new Map(
+            Object.entries(asRecord(raw.hosts)).flatMap(([k, e]): [string, HostSpec][] => {
+              if (!NAME_RE.test(k)) return [];
+              const r = HostSchema.safeParse(e);
+              return [[k, r.success ? r.data : { address: "" }]];
+            }),
+          ),
+        }
+      : {}),
   };
 }

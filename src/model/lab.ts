@@ -1,5 +1,6 @@
 // The resolved lab: every default filled, every derived value (MACs, IPs, interface names) fixed.
 // Everything downstream (planning, rendering, host adapters) works from this, never from the raw file.
+import type { LabHost, Span } from "./hosts.js";
 
 export type Proto = "tcp" | "udp";
 
@@ -27,6 +28,8 @@ export interface UserNetwork {
   dhcpStart: string;
   restrict: boolean;
   forwards: Forward[];
+  /** Multi-host labs: the host whose VMs use it. */
+  home?: string;
 }
 
 export interface BridgeNetwork {
@@ -43,6 +46,10 @@ export interface BridgeNetwork {
   uplink: string | null;
   dnsHost: boolean;
   forwards: Forward[];
+  /** Multi-host labs: the host with the gateway address, DHCP/DNS, NAT and forwards. */
+  home?: string;
+  /** Multi-host labs: set when the network is on more than one host. */
+  span?: Span;
 }
 
 export interface BridgedNetwork {
@@ -53,6 +60,8 @@ export interface BridgedNetwork {
   mode: "bridge" | "macvtap";
   backend: "nmcli" | "iproute2" | null;
   probe: string | null;
+  /** Multi-host labs: the host of the uplink. */
+  home?: string;
 }
 
 export type Network = UserNetwork | BridgeNetwork | BridgedNetwork;
@@ -87,6 +96,8 @@ export interface Vm {
   /** Owner of the VM's taps (VM `user`, else lab `user`), or null: root. */
   user: string | null;
   qemu: { binary: string; machine: string; args: string[] };
+  /** Multi-host labs: the host that runs it. */
+  host?: string;
 }
 
 export interface Lab {
@@ -95,6 +106,13 @@ export interface Lab {
   /** Networks and VMs in a deterministic order (sorted by name). */
   networks: Network[];
   vms: Vm[];
+  /** Multi-host labs: every host, in the file's order. */
+  hosts?: LabHost[];
+  /**
+   * One host's part of a multi-host lab (see resolve/part.ts): the host it is, and the lab's VMs that
+   * run on the other hosts (`vms` holds this host's only), for the home's leases, names and forwards.
+   */
+  part?: { host: string; remoteVms: Vm[] };
 }
 
 /** Facts about the machine that runs the VMs, passed into the pure renderers (never read by them). */

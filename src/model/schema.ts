@@ -36,6 +36,7 @@ export const UserNetworkSchema = z
     restrict: z.boolean().optional().describe("isolate the guest from the host and outside"),
     dns: z.string().optional().describe("address of QEMU's built-in DNS server inside the subnet"),
     dhcpStart: z.string().optional().describe("first address QEMU's DHCP server hands out"),
+    home: name("a host name").optional().describe("multi-host labs: the host whose VMs use it"),
   })
   .describe("QEMU user networking (SLIRP): no host changes, port forwards");
 
@@ -59,6 +60,16 @@ export const BridgeNetworkSchema = z
       .array(bridgeForward)
       .optional()
       .describe("host ports forwarded to a VM on this network"),
+    home: name("a host name")
+      .optional()
+      .describe("multi-host labs: the host with the gateway, DHCP/DNS, NAT and forwards"),
+    vni: z
+      .number()
+      .int()
+      .min(1)
+      .max(16777215)
+      .optional()
+      .describe("multi-host labs: the VXLAN network identifier (derived otherwise)"),
   })
   .describe("a private host bridge with one tap per VM NIC");
 
@@ -73,6 +84,7 @@ export const BridgedNetworkSchema = z
       .optional()
       .describe("who makes the change; detected otherwise"),
     probe: z.string().optional().describe("address probed after the move; default the gateway"),
+    home: name("a host name").optional().describe("multi-host labs: the host of the uplink"),
   })
   .describe("VMs on the host's LAN: the uplink is enslaved to a bridge");
 
@@ -110,7 +122,23 @@ export const VmSchema = z.strictObject({
   cpus: z.number().int().min(1).max(255).optional().describe("default 1"),
   user: z.string().regex(USER_RE).optional().describe("owner of this VM's taps"),
   qemu: QemuSchema.optional(),
+  host: name("a host name").optional().describe("multi-host labs: the host that runs this VM"),
 });
+
+export const HostSchema = z
+  .strictObject({
+    address: z
+      .string()
+      .describe("the IPv4 address the other hosts reach this one on (the underlay)"),
+    mtu: z
+      .number()
+      .int()
+      .min(1280)
+      .max(65535)
+      .optional()
+      .describe("the underlay's MTU on this host (default 1500); VXLAN takes 50 of it"),
+  })
+  .describe("one host of a multi-host lab");
 
 export const TopologySchema = z
   .strictObject({
@@ -122,6 +150,10 @@ export const TopologySchema = z
       .optional()
       .describe("network namespace the lab runs in"),
     user: z.string().regex(USER_RE).optional().describe("owner of the lab's taps"),
+    hosts: z
+      .record(name("a host name"), HostSchema)
+      .optional()
+      .describe("multi-host labs: the hosts, joined by kernel VXLAN"),
     networks: z.record(name("a network name"), NetworkSchema),
     vms: z.record(name("a VM name"), VmSchema),
   })
@@ -136,8 +168,11 @@ export type VmSpec = z.infer<typeof VmSchema>;
  * A validated topology. Networks and VMs are Maps: their keys come from the file, and a name such as
  * `constructor` or `__proto__` must never meet a plain object's prototype.
  */
-export interface Topology extends Omit<TopologyFile, "networks" | "vms"> {
+export interface Topology extends Omit<TopologyFile, "networks" | "vms" | "hosts"> {
   networks: Map<string, NetworkSpec>;
   vms: Map<string, VmSpec>;
+  /** Multi-host labs: the hosts in the file's order. */
+  hosts?: Map<string, HostSpec>;
 }
+export type HostSpec = z.infer<typeof HostSchema>;
 export type NicSpec = z.infer<typeof NicSchema>;

@@ -24,7 +24,9 @@ export type Undo =
   /** Put a LAN uplink back as it was, from the exact inverse computed before the move. */
   | ({ kind: "uplink-move" } & UplinkMoveRecord)
   /** Put a NetworkManager-managed uplink back: the nmcli commands that undo the move. */
-  | { kind: "uplink-nmcli"; inverse: string[][] };
+  | { kind: "uplink-nmcli"; inverse: string[][] }
+  /** Delete a VXLAN device's all-zero FDB entry to `dst`, only if the device still carries `alias`. */
+  | { kind: "fdb"; device: string; dst: string; alias: string };
 
 export interface UplinkMoveRecord {
   uplink: string;

@@ -33,6 +33,8 @@ export function renderCloudInit(lab: Lab, vm: Vm): CloudInitSeed {
       `      macaddress: ${q(nic.mac)}`,
       `    set-name: ${q(`eth${nic.index}`)}`,
     );
+    // A network spanning hosts carries less than 1500 bytes (VXLAN takes 50): the guest is told.
+    if (n.type === "bridge" && n.span) net.push(`    mtu: ${n.span.mtu}`);
     const dhcp = n.type === "bridged" || n.type === "user" || (n.type === "bridge" && n.dhcp);
     if (dhcp) {
       net.push("    dhcp4: true");

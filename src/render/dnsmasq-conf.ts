@@ -3,6 +3,7 @@
 import { formatIpv4, parseCidr, parseIpv4 } from "../model/ipv4.js";
 import type { BridgeNetwork, Lab } from "../model/lab.js";
 import { isPlainPath, checkedName as name } from "../model/names.js";
+import { allVms } from "../resolve/part.js";
 
 /** Where one network's dnsmasq keeps its files, all inside the lab's state directory. */
 export interface DnsmasqPaths {
@@ -68,7 +69,7 @@ export function renderDnsmasqConf(lab: Lab, net: BridgeNetwork, stateDir: string
   const p = dnsmasqPaths(path(stateDir, "state directory"), netName);
 
   const hosts: { vm: string; mac: string; ip: string }[] = [];
-  for (const vm of lab.vms) {
+  for (const vm of allVms(lab)) {
     for (const nic of vm.nics) {
       if (nic.network !== net.name || nic.ip === null) continue;
       hosts.push({
@@ -175,6 +176,16 @@ export function renderDnsmasqConf(lab: Lab, net: BridgeNetwork, stateDir: string
         "No NAT: an empty router option (dnsmasq would otherwise offer itself as the default route).",
       ],
       ["dhcp-option=option:router"],
+    );
+  }
+  if (net.span) {
+    block(
+      [
+        `The network spans hosts over VXLAN (VNI ${net.span.vni}), which takes 50 bytes of each frame:`,
+        "the VMs' interfaces must not send more than the overlay carries (DHCP option 26), or full-size",
+        "packets vanish at the VXLAN device without an error.",
+      ],
+      [`dhcp-option=option:mtu,${net.span.mtu}`],
     );
   }
   return `${out.join("\n")}\n`;

@@ -18,7 +18,9 @@ export function builtinAppend(lab: Lab, vm: Vm): string {
     if (net.type === "user") dns ??= net.dns;
     const gateway = nic.gateway && !routed ? nic.gateway : null;
     if (gateway) routed = true;
-    return { mac: nic.mac, ip: nic.ip, prefix: nic.prefix, gateway, dhcp };
+    // A network spanning hosts carries less than Ethernet's 1500 (VXLAN takes 50): the NIC is told.
+    const mtu = net.type === "bridge" && net.span ? net.span.mtu : null;
+    return { mac: nic.mac, ip: nic.ip, prefix: nic.prefix, gateway, dhcp, ...(mtu ? { mtu } : {}) };
   });
   return guestCmdline({ hostname: vm.name, nics, dns });
 }

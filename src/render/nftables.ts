@@ -1,7 +1,9 @@
 // Renders a lab's nftables table (NAT masquerade and port-forward DNAT): pure, one atomic `nft -f -` input.
+
 import { parseIpv4 } from "../model/ipv4.js";
 import type { BridgeNetwork, Forward, Lab } from "../model/lab.js";
 import { checkedIfname, nftTableOf } from "../model/names.js";
+import { allVms } from "../resolve/part.js";
 
 /** What the renderer needs to know about the host (read by src/host, never here). */
 export interface NatFacts {
@@ -40,7 +42,7 @@ export function bridgeNetworks(lab: Lab): BridgeNetwork[] {
 
 /** The address of a forward's target VM on `net`. */
 export function forwardTarget(lab: Lab, net: BridgeNetwork, f: Forward): string {
-  const vm = lab.vms.find((v) => v.name === f.vm);
+  const vm = allVms(lab).find((v) => v.name === f.vm);
   const nic = vm?.nics.find((n) => n.network === net.name && n.ip !== null);
   if (!nic?.ip)
     throw new Error(`internal: forward ${f.spec}: VM ${f.vm} has no address on ${net.name}`);

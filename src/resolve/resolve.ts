@@ -3,6 +3,7 @@ import { parseForward } from "../model/forward.js";
 import { broadcast, formatIpv4, parseCidr, parseIpv4, type Subnet } from "../model/ipv4.js";
 import type { Forward, Lab, Network, Nic, Vm } from "../model/lab.js";
 import type { NetworkSpec, Topology, VmSpec } from "../model/schema.js";
+import { placeOnHosts } from "./hosts.js";
 import { deriveIfname, deriveMac } from "./names.js";
 
 export const DEFAULTS = {
@@ -80,7 +81,7 @@ export function resolveLab(t: Topology): Lab {
   const vms: Vm[] = byName(t.vms).map(([name, spec]) =>
     resolveVm(t, name, spec, netByName, macs, ifnames, allocate),
   );
-  return { name: t.name, netns: t.netns ?? null, networks, vms };
+  return placeOnHosts(t, { name: t.name, netns: t.netns ?? null, networks, vms }, ifnames);
 }
 
 function resolveNetwork(
