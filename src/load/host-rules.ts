@@ -145,7 +145,7 @@ export function hostRules(t: Topology, emit: Emit): void {
       const extra = [spanned ? "its VXLAN device" : "", uplink ? "the uplink" : ""].filter(Boolean);
       emit(
         ["networks", net],
-        `network ${net} needs ${total} ports on one bridge${host ? ` on host ${host}` : ""} (${n} VM NICs${extra.length ? ` + ${extra.join(" + ")}` : ""}); the kernel allows ${BRIDGE_MAX_PORTS} per bridge (BR_MAX_PORTS)${hosts ? ": spread its VMs over more hosts (peers cost no port) or split the network" : ": split the network, or spread it over hosts with `hosts:`"}`,
+        `network ${net} needs ${total} ports on one bridge${host ? ` on host ${host}` : ""} (${n} VM NICs${extra.length ? ` + ${extra.join(" + ")}` : ""}); the kernel allows ${BRIDGE_MAX_PORTS} per bridge (BR_MAX_PORTS 1024, port 0 unused)${hosts ? ": spread its VMs over more hosts (peers cost no port) or split the network" : ": split the network, or spread it over hosts with `hosts:`"}`,
         "error",
         "key",
       );

@@ -13,8 +13,11 @@ export interface LabHost {
 export const VXLAN_OVERHEAD = 50;
 /** The IANA port of VXLAN, always written explicitly: Linux's own default is the pre-IANA 8472. */
 export const VXLAN_PORT = 4789;
-/** The kernel's limit of ports on one bridge (BR_MAX_PORTS, net/bridge/br_private.h). */
-export const BRIDGE_MAX_PORTS = 1024;
+/**
+ * Ports one bridge can have: the kernel numbers them below BR_MAX_PORTS (1024, net/bridge/br_private.h)
+ * and never uses port 0, so the 1024th `ip link set … master` fails with "Exchange full" (EXFULL).
+ */
+export const BRIDGE_MAX_PORTS = 1023;
 
 /** How a `bridge` network spans several hosts: one VXLAN device per host, head-end replication. */
 export interface Span {

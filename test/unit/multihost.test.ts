@@ -121,7 +121,7 @@ vms:
     ]);
   });
 
-  it("refuses more than 1024 ports on one bridge (the kernel's BR_MAX_PORTS), per host", () => {
+  it("refuses more than 1023 ports on one bridge (the kernel's BR_MAX_PORTS less port 0), per host", () => {
     const vms = (n: number, host: string, from = 0) =>
       Array.from(
         { length: n },
@@ -135,23 +135,23 @@ vms:
 ${vms(a, "h1")}
 ${vms(b, "h2", a)}
 `;
-    // 1023 taps + the VXLAN device fit; one more does not. Peers cost no port.
-    assert.deepEqual(found(text(1023, 1023)), []);
-    const errs = found(text(1024, 10));
+    // 1022 taps + the VXLAN device fit; one more does not. Peers cost no port.
+    assert.deepEqual(found(text(1022, 1022)), []);
+    const errs = found(text(1023, 10));
     assert.equal(errs.length, 1);
     assert.match(
       errs[0]!,
-      /networks\.lan: network lan needs 1025 ports on one bridge on host h1 \(1024 VM NICs \+ its VXLAN device\); the kernel allows 1024 per bridge \(BR_MAX_PORTS\): spread its VMs over more hosts/,
+      /networks\.lan: network lan needs 1024 ports on one bridge on host h1 \(1023 VM NICs \+ its VXLAN device\); the kernel allows 1023 per bridge \(BR_MAX_PORTS 1024, port 0 unused\): spread its VMs over more hosts/,
     );
     const single = found(`name: l
 networks:
   lan: { type: bridge, subnet: 10.0.0.0/16 }
 vms:
-${Array.from({ length: 1025 }, (_, i) => `  v${i}: { nics: [{ network: lan }] }`).join("\n")}
+${Array.from({ length: 1024 }, (_, i) => `  v${i}: { nics: [{ network: lan }] }`).join("\n")}
 `);
     assert.match(
       single[0]!,
-      /network lan needs 1025 ports on one bridge \(1025 VM NICs\); the kernel allows 1024 per bridge \(BR_MAX_PORTS\): split the network, or spread it over hosts/,
+      /network lan needs 1024 ports on one bridge \(1024 VM NICs\); the kernel allows 1023 per bridge \(BR_MAX_PORTS 1024, port 0 unused\): split the network, or spread it over hosts/,
     );
   });
 
