@@ -2,7 +2,7 @@
 // VXLAN between them). In one run: VM-to-VM throughput across hosts vs on one host; the time for a 3-host
 // lab to come up vs the same VMs on one host; what grows with hosts and networks (devices, FDB entries,
 // the time of one host's up and plan); the kernel's limit of ports per bridge and what qnet does.
-// Run as root: node dist/bench/multihost.js [--runs 3] [--mib 32] [--hosts 2,4,8] [--networks 1,4,16]
+// Run as root: node dist/bench/multihost.js [--runs 3] [--mib 64] [--hosts 2,4,8] [--networks 1,4,16]
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +14,7 @@ import { makeUnderlay, qnetAsync } from "../test/e2e/helpers/underlay.js";
 const { values: args } = parseArgs({
   options: {
     runs: { type: "string", default: "3" },
-    mib: { type: "string", default: "32" },
+    mib: { type: "string", default: "64" },
     hosts: { type: "string", default: "2,4,8" },
     networks: { type: "string", default: "1,4,16" },
   },
@@ -52,22 +52,24 @@ function labText(multi: boolean): string {
   return `name: mhb\n${hosts}networks:\n  lan: { type: bridge, subnet: 10.30.0.0/24 }\nvms:\n${vms}\n`;
 }
 
-/** Receiver-side throughput: from the first byte to the last of `bytes`, timed in the guest. */
-const RECEIVER = (bytes: number) =>
-  // busybox date has no %N: /proc/uptime counts hundredths of a second.
-  `cs() { read u _ < /proc/uptime; echo "\${u%.*}\${u#*.}"; }; nc -l -p 5001 | { dd bs=1 count=1 2>/dev/null >/dev/null; s=$(cs); head -c ${bytes - 1} >/dev/null; e=$(cs); echo $((e - s)); }`;
-const SENDER = (ip: string, bytes: number) =>
-  `sleep 1; dd if=/dev/zero bs=65536 count=${Math.ceil(bytes / 65536) + 16} 2>/dev/null | nc ${ip} 5001; true`;
+/** The server VM: busybox httpd serving a file of `bytes` zeros from its RAM. */
+const SERVER = (bytes: number) =>
+  `mkdir -p /tmp/www && dd if=/dev/zero of=/tmp/www/f bs=65536 count=${bytes / 65536} 2>/dev/null && { httpd -p 8080 -h /tmp/www 2>/dev/null; true; }`;
+/** The client VM: one download to /dev/null, timed in the guest (busybox date has no %N: /proc/uptime). */
+const CLIENT = (ip: string) =>
+  `cs() { read u _ < /proc/uptime; echo "\${u%.*}\${u#*.}"; }; s=$(cs); wget -q -O /dev/null http://${ip}:8080/f || exit 1; e=$(cs); echo $((e - s))`;
 
+/** Mbit/s of `from` downloading `bytes` from busybox httpd on `to` (TCP, both guests under TCG). */
 async function throughput(root: (vm: string) => string, from: string, to: string, ip: string) {
   const bytes = MIB * 1024 * 1024;
   const exec = (vm: string, script: string) =>
-    qnetAsync(root(vm), ["exec", "mhb", vm, "--timeout", "300", "--", "sh", "-c", script]).done;
-  const [rx, tx] = await Promise.all([exec(to, RECEIVER(bytes)), exec(from, SENDER(ip, bytes))]);
-  const ns = Number(rx.stdout.trim()) * 1e7;
-  if (rx.status !== 0 || !Number.isFinite(ns) || ns <= 0)
-    throw new Error(`throughput ${from}->${to}: ${rx.stdout} ${rx.stderr} / ${tx.stderr}`);
-  return (bytes * 8) / (ns / 1e9) / 1e6; // Mbit/s
+    qnetWith(root(vm), ["exec", "mhb", vm, "--timeout", "600", "--", "sh", "-c", script]);
+  must(exec(to, SERVER(bytes)), `httpd on ${to}`);
+  const r = exec(from, CLIENT(ip));
+  const cs = Number(r.stdout.trim());
+  if (r.status !== 0 || !cs || cs <= 0)
+    throw new Error(`throughput ${to}->${from}: ${r.stdout} ${r.stderr}`);
+  return (bytes * 8) / (cs / 100) / 1e6;
 }
 
 async function comeUpAndThroughput() {
@@ -252,15 +254,15 @@ async function main() {
   const f = (xs: number[], d = 0) =>
     `${median(xs).toFixed(d)} (${xs.map((x) => x.toFixed(d)).join(", ")})`;
   console.log(
-    `\n### Throughput VM to VM (${MIB} MiB through busybox nc, receiver-side, Mbit/s; median (runs))\n`,
+    `\n### Throughput VM to VM (${MIB} MiB over HTTP, busybox httpd to wget, timed in the client; Mbit/s, median (runs))\n`,
   );
   console.log(
     table(
       ["pair", "Mbit/s"],
       [
-        ["vm1 (h1) -> vm2 (h1): same host, spanned network", f(up.local)],
-        ["vm1 (h1) -> vm3 (h2): across hosts, VXLAN", f(up.cross)],
-        ["vm1 -> vm3, the same VMs on one host (no VXLAN)", f(up.singleBw)],
+        ["vm2 (h1) to vm1 (h1): same host, spanned network", f(up.local)],
+        ["vm3 (h2) to vm1 (h1): across hosts, VXLAN", f(up.cross)],
+        ["vm3 to vm1, the same VMs on one host (no VXLAN)", f(up.singleBw)],
       ],
     ),
   );

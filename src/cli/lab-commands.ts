@@ -52,7 +52,7 @@ export function registerLabCommands(program: Command): void {
         "qnet up examples/private-lan.yaml",
         "qnet up examples/private-lan.yaml --netns lab   # sandboxed in a namespace",
         "qnet up lab.yaml --no-vms && qemu-system-x86_64 ... $(qnet args lab.yaml vm0 --shell)",
-        "qnet up examples/two-hosts.yaml --host h1   # this host's part of a multi-host lab",
+        "qnet up docs/multi-host.yaml --host h1   # this host's part of a multi-host lab",
       ),
     )
     .action(
@@ -71,11 +71,12 @@ export function registerLabCommands(program: Command): void {
         },
       ) => {
         const compiled = await readTopology(file);
-        const { partFor } = await import("../lab/host-part.js");
+        const { checkRecordedHost, partFor } = await import("../lab/host-part.js");
         const lab = await partFor(compiled.lab, {
           host: o.host,
           netns: o.netns ?? compiled.lab.netns,
         });
+        if (lab.part) checkRecordedHost(o.stateDir, lab.name, lab.part.host);
         const warnings = compiled.warnings;
         const progress = progressTo(!!o.json || !!o.quiet);
         for (const w of warnings)
@@ -133,7 +134,7 @@ export function registerLabCommands(program: Command): void {
       examples(
         "qnet down lab",
         "qnet down examples/private-lan.yaml",
-        "qnet down examples/two-hosts.yaml --host h2   # only this host's part; the others keep working",
+        "qnet down docs/multi-host.yaml --host h2   # only this host's part; the others keep working",
       ),
     )
     .action(async (name: string, o: { stateDir: string; host?: string; json?: boolean }) => {

@@ -21,6 +21,17 @@ async function labOf(
   return { lab: record.lab, stateDir: dir, source: `lab ${arg}, up` };
 }
 
+/** The exports describe one host: a lab over several (VXLAN between hosts) is refused, not flattened. */
+function singleHost<T extends { lab: Lab }>(l: T): T {
+  if (l.lab.hosts || l.lab.part)
+    throw new UserError(
+      `lab ${l.lab.name} spans hosts (\`hosts:\`): the export describes one host, without the VXLAN between them`,
+      "export a single-host lab; `qnet plan FILE --host NAME` shows one host's part",
+      EXIT.usage,
+    );
+  return l;
+}
+
 function readInput(file: string): string {
   try {
     return readFileSync(file === "-" ? 0 : file, "utf8");
@@ -125,7 +136,7 @@ export function registerPortCommands(program: Command): void {
       ),
     )
     .action(async (arg: string, o: { stateDir: string; output?: string; force?: boolean }) => {
-      const { lab, stateDir, source } = await labOf(arg, o.stateDir);
+      const { lab, stateDir, source } = singleHost(await labOf(arg, o.stateDir));
       const { renderShellScript } = await import("../export/shell.js");
       const { detectFacts } = await import("../host/facts.js");
       const text = renderShellScript(lab, { stateDir, source, facts: detectFacts() });
@@ -161,7 +172,7 @@ export function registerPortCommands(program: Command): void {
         arg: string,
         o: { output?: string; bootDir?: string; stateDir: string; json?: boolean },
       ) => {
-        const { lab, source } = await labOf(arg, o.stateDir);
+        const { lab, source } = singleHost(await labOf(arg, o.stateDir));
         const { renderLibvirt } = await import("../export/libvirt.js");
         const { detectFacts } = await import("../host/facts.js");
         let builtin: { kernel: string; initrd: string } | null = null;

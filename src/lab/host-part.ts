@@ -68,7 +68,10 @@ export async function partFor(
   );
 }
 
-/** For down and status with --host: the lab that is up under `stateRoot` must be that host's part. */
+/**
+ * The lab that is up under `stateRoot` must be `host`'s part (down and status with --host; up and plan
+ * of a part, which would otherwise take another host's objects for stale ones of its own).
+ */
 export function checkRecordedHost(stateRoot: string, lab: string, host: string | undefined): void {
   if (!host) return;
   const rec = readLabRecord(labStateDir(stateRoot, lab));
@@ -77,7 +80,7 @@ export function checkRecordedHost(stateRoot: string, lab: string, host: string |
   if (part !== host)
     throw new UserError(
       `lab ${lab} under ${stateRoot} is ${part ? `host ${part}'s part` : "not a part of a multi-host lab"}, not host ${host}'s`,
-      "each host's part has its own state directory: pass the --state-dir of that host's part",
+      "each host's part has its own state directory: pass the --state-dir of that host's part (or take the other down first)",
       EXIT.usage,
     );
 }

@@ -155,8 +155,11 @@ ${Array.from({ length: 1024 }, (_, i) => `  v${i}: { nics: [{ network: lan }] }`
     );
   });
 
-  it("a valid multi-host file has no warnings", () => {
+  it("the test's file and the documented one are valid, without warnings", () => {
     assert.deepEqual(warningsOf(readFileSync(FIXTURE, "utf8")), []);
+    const doc = readFileSync(`${REPO_ROOT}/docs/multi-host.yaml`, "utf8");
+    assert.deepEqual(errorsOf(doc), []);
+    assert.deepEqual(warningsOf(doc), []);
   });
 });
 
