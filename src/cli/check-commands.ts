@@ -4,6 +4,9 @@ import { EXIT, UserError } from "../errors.js";
 import { DEFAULT_STATE_ROOT } from "../host/state.js";
 import { examples, printJson, runningLab } from "./io.js";
 
+/** `qnet check` options (a named type keeps the action on one line). */
+type CheckOptions = { stateDir: string; target?: string; part: string[]; json?: boolean };
+
 export function registerCheckCommands(program: Command): void {
   program
     .command("check")
@@ -24,26 +27,21 @@ export function registerCheckCommands(program: Command): void {
       "after",
       `\nExit code 1 when any pair fails.\n${examples("qnet check lab", "qnet check span --part /run/qnet-h2 --part /run/qnet-h3   # every host's part, across hosts", `qnet check svc --target 192.0.2.1 --json | jq '.pairs[] | select(.status == "fail")'`)}`,
     )
-    .action(
-      async (
-        name: string,
-        o: { stateDir: string; target?: string; part: string[]; json?: boolean },
-      ) => {
-        const { dir, record } = runningLab(o.stateDir, name);
-        const { checkLab } = await import("../lab/check.js");
-        const { renderCheckTable } = await import("../lab/check-render.js");
-        const target = { target: o.target ?? null };
-        let report: Awaited<ReturnType<typeof checkLab>>;
-        if (record.lab.part) {
-          // A part of a multi-host lab: its own pairs, and every pair across hosts it can reach.
-          const { checkHosts } = await import("../lab/check-hosts.js");
-          report = await checkHosts([dir, ...o.part.map((r) => runningLab(r, name).dir)], target);
-        } else if (o.part.length > 0)
-          throw new UserError(`--part: lab ${name} does not span hosts`, undefined, EXIT.usage);
-        else report = await checkLab(dir, target);
-        if (o.json) printJson(report);
-        else process.stdout.write(renderCheckTable(report));
-        if (!report.ok) process.exitCode = EXIT.failure;
-      },
-    );
+    .action(async (name: string, o: CheckOptions) => {
+      const { dir, record } = runningLab(o.stateDir, name);
+      const { checkLab } = await import("../lab/check.js");
+      const { renderCheckTable } = await import("../lab/check-render.js");
+      const target = { target: o.target ?? null };
+      let report: Awaited<ReturnType<typeof checkLab>>;
+      if (record.lab.part) {
+        // A part of a multi-host lab: its own pairs, and every pair across hosts it can reach.
+        const { checkHosts } = await import("../lab/check-hosts.js");
+        report = await checkHosts([dir, ...o.part.map((r) => runningLab(r, name).dir)], target);
+      } else if (o.part.length > 0)
+        throw new UserError(`--part: lab ${name} does not span hosts`, undefined, EXIT.usage);
+      else report = await checkLab(dir, target);
+      if (o.json) printJson(report);
+      else process.stdout.write(renderCheckTable(report));
+      if (!report.ok) process.exitCode = EXIT.failure;
+    });
 }

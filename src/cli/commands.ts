@@ -16,6 +16,9 @@ import { examples, printJson, readTopology } from "./io.js";
 import { registerLabCommands } from "./lab-commands.js";
 import { registerPortCommands } from "./port-commands.js";
 
+/** `qnet plan` options (a named type keeps the action on one line). */
+type PlanOptions = { json?: boolean; stateDir: string; netns?: string; host?: string };
+
 function warn(warnings: Compiled["warnings"], json: boolean) {
   if (!json) for (const w of warnings) process.stderr.write(`${formatDiagnostic(w)}\n`);
 }
@@ -63,29 +66,24 @@ function registerFileCommands(program: Command): void {
         "qnet plan lab.yaml --json | jq '.vms[0].argv'",
       ),
     )
-    .action(
-      async (
-        file: string,
-        o: { json?: boolean; stateDir: string; netns?: string; host?: string },
-      ) => {
-        const compiled = await readTopology(file);
-        warn(compiled.warnings, !!o.json);
-        const { partFor } = await import("../lab/host-part.js");
-        const lab = await partFor(compiled.lab, {
-          host: o.host,
-          netns: o.netns ?? compiled.lab.netns,
-        });
-        const { detectFacts } = await import("../host/facts.js");
-        const { hostChanges, planView, renderPlanText } = await import("../lab/plan-view.js");
-        const netns = o.netns ?? lab.netns;
-        const stateDir = labStateDir(o.stateDir, lab.name);
-        const facts = detectFacts();
-        const { changes, notes } = await hostChanges(lab, { stateDir, netns, facts });
-        const view = planView(lab, facts, stateDir, changes, notes);
-        if (o.json) printJson(view);
-        else process.stdout.write(renderPlanText(view));
-      },
-    );
+    .action(async (file: string, o: PlanOptions) => {
+      const compiled = await readTopology(file);
+      warn(compiled.warnings, !!o.json);
+      const { partFor } = await import("../lab/host-part.js");
+      const lab = await partFor(compiled.lab, {
+        host: o.host,
+        netns: o.netns ?? compiled.lab.netns,
+      });
+      const { detectFacts } = await import("../host/facts.js");
+      const { hostChanges, planView, renderPlanText } = await import("../lab/plan-view.js");
+      const netns = o.netns ?? lab.netns;
+      const stateDir = labStateDir(o.stateDir, lab.name);
+      const facts = detectFacts();
+      const { changes, notes } = await hostChanges(lab, { stateDir, netns, facts });
+      const view = planView(lab, facts, stateDir, changes, notes);
+      if (o.json) printJson(view);
+      else process.stdout.write(renderPlanText(view));
+    });
 
   program
     .command("args")

@@ -12,6 +12,9 @@ function seconds(v: string): number {
   return n;
 }
 
+/** `qnet status` options (a named type keeps the action on one line). */
+type StatusOptions = { stateDir: string; host?: string; json?: boolean };
+
 /** Progress lines go to stderr, so stdout stays clean for --json. */
 const progressTo = (quiet: boolean) => (msg: string) => {
   if (!quiet) process.stderr.write(`qnet: ${msg}\n`);
@@ -166,43 +169,41 @@ export function registerLabCommands(program: Command): void {
         "qnet status lab --host h1   # and its peers' VTEPs",
       ),
     )
-    .action(
-      async (name: string | undefined, o: { stateDir: string; host?: string; json?: boolean }) => {
-        if (!name) {
-          const { netnsExists } = await import("../host/netns.js");
-          const labs = listLabs(o.stateDir).map((l) => ({
-            ...l,
-            state: !l.complete
-              ? "incomplete"
-              : l.netns && !netnsExists(l.netns)
-                ? "namespace-gone"
-                : "up",
-          }));
-          const say = {
-            up: "up",
-            incomplete: "incomplete (run qnet down)",
-            "namespace-gone": "namespace gone (run qnet down)",
-          };
-          if (o.json) printJson(labs);
-          else if (labs.length === 0) process.stdout.write("no lab is up\n");
-          else
-            for (const l of labs)
-              process.stdout.write(
-                `${l.name}\t${say[l.state as keyof typeof say]}${l.netns ? `\tnetns ${l.netns}` : ""}\t${l.file ?? ""}\n`,
-              );
-          return;
-        }
-        const { dir, record } = runningLab(o.stateDir, name);
-        const { checkRecordedHost } = await import("../lab/host-part.js");
-        checkRecordedHost(o.stateDir, name, o.host);
-        const { fullStatus, renderStatusTable } = await import("../lab/status.js");
-        const { peerStatus, renderPeers } = await import("../lab/peers.js");
-        const [s, peers] = await Promise.all([fullStatus(dir), peerStatus(record)]);
-        if (o.json) printJson(peers ? { ...s, peers } : s);
-        else process.stdout.write(renderStatusTable(s) + (peers ? renderPeers(peers) : ""));
-        if (!s.ok) process.exitCode = EXIT.failure;
-      },
-    );
+    .action(async (name: string | undefined, o: StatusOptions) => {
+      if (!name) {
+        const { netnsExists } = await import("../host/netns.js");
+        const labs = listLabs(o.stateDir).map((l) => ({
+          ...l,
+          state: !l.complete
+            ? "incomplete"
+            : l.netns && !netnsExists(l.netns)
+              ? "namespace-gone"
+              : "up",
+        }));
+        const say = {
+          up: "up",
+          incomplete: "incomplete (run qnet down)",
+          "namespace-gone": "namespace gone (run qnet down)",
+        };
+        if (o.json) printJson(labs);
+        else if (labs.length === 0) process.stdout.write("no lab is up\n");
+        else
+          for (const l of labs)
+            process.stdout.write(
+              `${l.name}\t${say[l.state as keyof typeof say]}${l.netns ? `\tnetns ${l.netns}` : ""}\t${l.file ?? ""}\n`,
+            );
+        return;
+      }
+      const { dir, record } = runningLab(o.stateDir, name);
+      const { checkRecordedHost } = await import("../lab/host-part.js");
+      checkRecordedHost(o.stateDir, name, o.host);
+      const { fullStatus, renderStatusTable } = await import("../lab/status.js");
+      const { peerStatus, renderPeers } = await import("../lab/peers.js");
+      const [s, peers] = await Promise.all([fullStatus(dir), peerStatus(record)]);
+      if (o.json) printJson(peers ? { ...s, peers } : s);
+      else process.stdout.write(renderStatusTable(s) + (peers ? renderPeers(peers) : ""));
+      if (!s.ok) process.exitCode = EXIT.failure;
+    });
 
   program
     .command("exec")
