@@ -92,6 +92,10 @@ describe("a lab over three hosts (VXLAN between network namespaces)", () => {
     const [h1, h2] = await Promise.all([1, 2].map((i) => qnetAsync(root(i), upArgs(i)).done));
     assert.equal(h1!.status, 0, h1!.stderr);
     assert.equal(h2!.status, 0, h2!.stderr);
+    // One state directory holds one host's part: another host's up there is refused, changing nothing.
+    const other = q(3, ["up", FILE, "--host", "h1", "--netns", ul.host(1)]);
+    assert.equal(other.status, 2);
+    assert.match(other.stderr, /lab span under .* is host h3's part, not host h1's/);
     for (const i of [1, 2, 3]) {
       assert.deepEqual(planned(i), [], `h${i}: plan right after up`);
       const s = status(i);

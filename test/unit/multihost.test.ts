@@ -18,7 +18,7 @@ import { builtinAppend } from "../../src/render/guest-boot.js";
 import { deriveVni } from "../../src/resolve/hosts.js";
 import { labPart } from "../../src/resolve/part.js";
 import { assertGolden, REPO_ROOT } from "../helpers/golden.js";
-import { compile, errorsOf, warningsOf } from "../helpers/topology.js";
+import { compile, errorsOf, runCli, warningsOf } from "../helpers/topology.js";
 import { env, lo } from "./host-fixtures.js";
 
 const FIXTURE = `${REPO_ROOT}/test/fixtures/multihost/three-hosts.yaml`;
@@ -160,6 +160,24 @@ ${Array.from({ length: 1024 }, (_, i) => `  v${i}: { nics: [{ network: lan }] }`
     const doc = readFileSync(`${REPO_ROOT}/docs/multi-host.yaml`, "utf8");
     assert.deepEqual(errorsOf(doc), []);
     assert.deepEqual(warningsOf(doc), []);
+  });
+});
+
+describe("the CLI on a multi-host file", () => {
+  it("export refuses it (the scripts describe one host); --host on a single-host lab is a usage error", () => {
+    const doc = `${REPO_ROOT}/docs/multi-host.yaml`;
+    const r = runCli(["export", "shell", doc]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /lab span spans hosts \(`hosts:`\): the export describes one host/);
+    const p = runCli(["plan", `${REPO_ROOT}/examples/private-lan.yaml`, "--host", "h1"]);
+    assert.equal(p.status, 2);
+    assert.match(p.stderr, /--host h1: lab lab names no hosts/);
+    const v = runCli(["validate", doc, "--json"]);
+    assert.equal(v.status, 0, v.stderr);
+    assert.deepEqual(
+      JSON.parse(v.stdout).lab.hosts.map((h: { name: string }) => h.name),
+      ["h1", "h2", "h3"],
+    );
   });
 });
 
