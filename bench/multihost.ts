@@ -29,7 +29,16 @@ const median = (xs: number[]) => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 const now = () => performance.now();
-const tmp = (what: string) => mkdtempSync(join(tmpdir(), `qnet-bench-mh-${what}-`));
+const made: string[] = [];
+/** A temporary directory, removed when the benchmark ends. */
+const tmp = (what: string) => {
+  const d = mkdtempSync(join(tmpdir(), `qnet-bench-mh-${what}-`));
+  made.push(d);
+  return d;
+};
+process.on("exit", () => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 function must(r: { status: number | null; stderr: string }, what: string) {
   if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status}): ${r.stderr}`);
 }
