@@ -3,12 +3,14 @@
 import { release } from "node:os";
 import { UserError } from "../errors.js";
 import type { Observation } from "../facts/types.js";
+import { readLiveImpairments } from "../host/impair-live.js";
 import { Journal } from "../host/journal.js";
 import { applyLinkBatch } from "../host/links.js";
 import { type ObserveOptions, observe } from "../host/observe.js";
 import type { Runner } from "../host/runner.js";
 import { BATCHED, desiredAll, type LabPlan, observeRequest, planLab } from "../kinds/index.js";
 import type { Action, KindName, PlanEnv } from "../kinds/types.js";
+import { withLiveImpairments } from "../model/impair-live.js";
 import type { HostFacts, Lab } from "../model/lab.js";
 import type { ExecContext } from "./context.js";
 import { EXECUTORS } from "./executors.js";
@@ -20,11 +22,19 @@ export function bridgeNfSysctlsPerNetns(kernel = release()): boolean {
   return major > 5 || (major === 5 && minor >= 3);
 }
 
+/**
+ * Everything a plan depends on. The lab's live impairments (`qnet impair`, kept in its state directory)
+ * take the place of the topology's, so plan, status and up agree with them.
+ */
 export function planEnv(
   lab: Lab,
   opts: { stateDir: string; netns: string | null; vms: boolean; machine: HostFacts },
 ): PlanEnv {
-  return { lab, ...opts, bridgeNfPerNetns: bridgeNfSysctlsPerNetns() };
+  return {
+    lab: withLiveImpairments(lab, readLiveImpairments(opts.stateDir)),
+    ...opts,
+    bridgeNfPerNetns: bridgeNfSysctlsPerNetns(),
+  };
 }
 
 /** Observe what the lab's kinds need, and plan them: what `plan`, `status` and `up` all start from. */

@@ -2,6 +2,7 @@
 // executor of their own: the engine runs all their lines in one `ip -batch`.
 import { applyDnsmasq } from "../host/dnsmasq.js";
 import { applyHostsBlock } from "../host/hosts-file.js";
+import { applyImpairs } from "../host/impair.js";
 import { loadModules } from "../host/modules.js";
 import { createNetns } from "../host/netns.js";
 import { applyAcceptRules, applyNftTable } from "../host/nftables.js";
@@ -30,6 +31,8 @@ export const EXECUTORS: { [K in KindName]: Executor | "ip-batch" } = {
   address: "ip-batch",
   tap: "ip-batch",
   macvtap: "ip-batch",
+  ifb: "ip-batch",
+  impair: (actions, ctx) => applyImpairs(actions, ctx),
   sysctl: (actions, ctx) => applySysctls(actions, ctx.runner),
   "nft-table": (actions, ctx) => applyNftTable(actions, ctx),
   firewall: (actions, ctx) => applyAcceptRules(actions, ctx.runner),

@@ -4,6 +4,7 @@ import { existsSync, rmSync } from "node:fs";
 import { isAbsolute, normalize, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { undoHostsBlock } from "../host/hosts-file.js";
+import { undoQdisc } from "../host/impair.js";
 import { Journal } from "../host/journal.js";
 import { undoLinks, waitForBatchProcesses } from "../host/links.js";
 import { undoNetns } from "../host/netns.js";
@@ -49,6 +50,7 @@ export const UNDO: { [K in Undo["kind"]]: Handler<K> } = {
   "hosts-block": (u) => undoHostsBlock(u),
   "uplink-move": (u, env) => undoUplinkMove(env.runner, u),
   "uplink-nmcli": (u, env) => undoUplinkNmcli(env.runner, u),
+  qdisc: (u, env) => undoQdisc(u, env),
 };
 
 export async function undoOne(u: Undo, env: UndoEnv): Promise<void> {

@@ -33,6 +33,8 @@ export interface BuildGuestOptions {
    * in-guest decompression, seconds under TCG. Falls back to the bzImage when that is not possible.
    */
   pvh?: boolean;
+  /** Carry iperf3 (for `qnet perf`) when the host has it (default true). */
+  iperf3?: boolean;
   onProgress?: (msg: string) => void;
 }
 
@@ -66,7 +68,12 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   const modules = await resolveModules(modulesDir, uniq(opts.nicModels), kernelLabel);
   const busyboxPath = "/bin/busybox";
   const qemuGaPath = await findQemuGa();
-  const libPaths = await sharedLibraries(qemuGaPath);
+  // iperf3 (for `qnet perf`) when the host has it: Debian's binary and its libraries.
+  const iperf3Path = opts.iperf3 === false ? null : await findIperf3();
+  const libPaths = uniq([
+    ...(await sharedLibraries(qemuGaPath)),
+    ...(iperf3Path ? await sharedLibraries(iperf3Path) : []),
+  ]);
 
   const initScript = renderInitScript({
     modules: modules.map((m) => m.name),
@@ -86,6 +93,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   }
   const rawModules = await Promise.all(modules.map((m) => readInput(m.path, "kernel module")));
   const qemuGa = await readInput(qemuGaPath, "qemu-ga");
+  const iperf3 = iperf3Path ? await readInput(iperf3Path, "iperf3") : null;
   const libs = await Promise.all(libPaths.map((p) => readInput(p, "shared library")));
 
   const h = createHash("sha256");
@@ -106,6 +114,10 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   field("busybox", busybox);
   field("qemu-ga-path", qemuGaPath);
   field("qemu-ga", qemuGa);
+  if (iperf3Path && iperf3) {
+    field("iperf3-path", iperf3Path);
+    field("iperf3", iperf3);
+  }
   libPaths.forEach((p, i) => {
     field("lib-path", p);
     field("lib", libs[i]!);
@@ -138,6 +150,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
       busybox,
       modules: decompressed,
       qemuGa: { path: qemuGaPath, data: qemuGa },
+      extras: iperf3Path && iperf3 ? [{ path: iperf3Path, data: iperf3 }] : [],
       libs: libPaths.map((p, i) => ({ path: p, data: libs[i]! })),
     }),
   );
@@ -207,6 +220,11 @@ export function compareVersions(a: string, b: string): number {
     return x < y ? -1 : 1;
   }
   return 0;
+}
+
+async function findIperf3(): Promise<string | null> {
+  for (const p of ["/usr/bin/iperf3", "/usr/local/bin/iperf3"]) if (await exists(p)) return p;
+  return null;
 }
 
 async function findQemuGa(): Promise<string> {

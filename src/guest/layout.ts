@@ -14,6 +14,8 @@ export interface GuestFiles {
   /** qemu-ga and the shared objects it needs, at their host paths (absolute). */
   qemuGa: { path: string; data: Uint8Array };
   libs: ReadonlyArray<{ path: string; data: Uint8Array }>;
+  /** Other programs at their host paths (iperf3); their libraries are in `libs`. */
+  extras?: ReadonlyArray<{ path: string; data: Uint8Array }>;
 }
 
 /** Directories that /init expects to exist before it creates anything. */
@@ -53,6 +55,9 @@ export function guestLayout(f: GuestFiles): CpioEntry[] {
       }),
     ),
     { type: "file", path: f.qemuGa.path, data: f.qemuGa.data, mode: 0o755 },
+    ...(f.extras ?? []).map(
+      (e): CpioEntry => ({ type: "file", path: e.path, data: e.data, mode: 0o755 }),
+    ),
     ...f.libs.map((l): CpioEntry => ({ type: "file", path: l.path, data: l.data, mode: 0o755 })),
   ];
   const dirs = new Set<string>(BASE_DIRS);

@@ -13,6 +13,8 @@ import { bridgeKind } from "./bridge.js";
 import { dnsmasqKind } from "./dnsmasq.js";
 import { firewallKind } from "./firewall.js";
 import { hostsKind } from "./hosts.js";
+import { ifbKind } from "./ifb.js";
+import { impairKind } from "./impair.js";
 import { macvtapKind } from "./macvtap.js";
 import { moduleKind } from "./module.js";
 import { netnsKind } from "./netns.js";
@@ -25,7 +27,8 @@ import { vmKind } from "./vm.js";
 
 /**
  * Every kind, in apply order: the namespace, kernel features, the LAN uplink moves, then every link
- * (bridges, their addresses, taps, macvtaps: one `ip -batch`), the sysctls that need those links, the
+ * (bridges, their addresses, taps, macvtaps, ifbs: one `ip -batch`), the impairments on taps and ifbs
+ * (one `tc -batch`), the sysctls that need those links, the
  * lab's nft table, accept rules in foreign firewalls, dnsmasq, the hosts file, and last the VMs.
  */
 // biome-ignore lint/suspicious/noExplicitAny: each row has its own desired type
@@ -37,6 +40,8 @@ export const KINDS: readonly Kind<any>[] = [
   addressKind,
   tapKind,
   macvtapKind,
+  ifbKind,
+  impairKind,
   sysctlKind,
   nftTableKind,
   firewallKind,
@@ -46,7 +51,13 @@ export const KINDS: readonly Kind<any>[] = [
 ];
 
 /** Kinds whose changes are `ip -batch` lines, applied together in one process. */
-export const BATCHED: ReadonlySet<KindName> = new Set(["bridge", "address", "tap", "macvtap"]);
+export const BATCHED: ReadonlySet<KindName> = new Set([
+  "bridge",
+  "address",
+  "tap",
+  "macvtap",
+  "ifb",
+]);
 
 export interface LabPlan {
   /** One per object, in kind order: every verdict `status` reports. */
@@ -84,6 +95,10 @@ export function observeRequest(
     req.files.push(...(r.files ?? []));
     req.qmp.push(...(r.qmp ?? []));
     req.uplinks.push(...(r.uplinks ?? []));
+    if (r.qdiscs) req.qdiscs = true;
+    if (r.kernelFeatures)
+      req.kernelFeatures = [...new Set([...(req.kernelFeatures ?? []), ...r.kernelFeatures])];
+    if (r.ingressFilters) req.ingressFilters = [...(req.ingressFilters ?? []), ...r.ingressFilters];
     for (const p of r.processes ?? []) procs.set(processKey(p), p);
   }
   req.processes = [...procs.values()];

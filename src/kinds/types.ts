@@ -12,6 +12,8 @@ export type KindName =
   | "address"
   | "tap"
   | "macvtap"
+  | "ifb"
+  | "impair"
   | "sysctl"
   | "nft-table"
   | "firewall"

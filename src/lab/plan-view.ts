@@ -2,6 +2,7 @@
 import { observeAndPlan, planEnv } from "../engine/engine.js";
 import { formatArgv, UserError } from "../errors.js";
 import { ProcessRunner } from "../host/runner.js";
+import { describeImpairment } from "../model/impair.js";
 import type { HostFacts, Lab } from "../model/lab.js";
 import { vmRuntime } from "../model/paths.js";
 import { builtinAppend } from "../render/guest-boot.js";
@@ -118,7 +119,7 @@ export function renderPlanText(p: PlanView): string {
     out.push(`  ${vm.name}  ${vm.cpus} vCPU  ${vm.memory} MiB  ${guest}`);
     for (const nic of vm.nics) {
       out.push(
-        `    nic${nic.index}  ${nic.network}  ${nic.mac}  ${nic.ip ?? (nic.networkType === "bridged" ? "DHCP from the LAN" : "-")}${nic.tap ? `  tap ${nic.tap}` : ""}  ${nic.model}`,
+        `    nic${nic.index}  ${nic.network}  ${nic.mac}  ${nic.ip ?? (nic.networkType === "bridged" ? "DHCP from the LAN" : "-")}${nic.tap ? `  tap ${nic.tap}` : ""}  ${nic.model}${nic.impair ? `  impaired: ${describeImpairment(nic.impair)} (each direction)` : ""}`,
       );
     }
   }

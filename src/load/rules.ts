@@ -12,6 +12,7 @@ import {
 } from "../model/ipv4.js";
 import { MAC_RE } from "../model/names.js";
 import type { Topology } from "../model/schema.js";
+import { impairRules } from "./impair-rules.js";
 import type { PathSegment } from "./parse.js";
 import { didYouMean, type Emit, show } from "./schema-issues.js";
 
@@ -294,4 +295,5 @@ export function semanticRules(
       }
     });
   }
+  impairRules(t, emit);
 }

@@ -4,6 +4,7 @@ import type { Diagnostic } from "../errors.js";
 import {
   BridgedNetworkSchema,
   BridgeNetworkSchema,
+  ImpairSchema,
   NicSchema,
   QemuSchema,
   TopologySchema,
@@ -53,6 +54,7 @@ function keysAt(path: readonly PropertyKey[], data: unknown): string[] {
   if (path[0] === "vms" && path.length === 2) return shapeKeys(VmSchema);
   if (path[0] === "vms" && path[2] === "nics" && path.length === 4) return shapeKeys(NicSchema);
   if (path[0] === "vms" && path[2] === "qemu" && path.length === 3) return shapeKeys(QemuSchema);
+  if (path.at(-1) === "impair") return shapeKeys(ImpairSchema);
   return [];
 }
 

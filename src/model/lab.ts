@@ -1,5 +1,6 @@
 // The resolved lab: every default filled, every derived value (MACs, IPs, interface names) fixed.
 // Everything downstream (planning, rendering, host adapters) works from this, never from the raw file.
+import type { Impairment } from "./impair.js";
 
 export type Proto = "tcp" | "udp";
 
@@ -71,6 +72,8 @@ export interface Nic {
   netdevId: string;
   /** Host tap (bridge and bridged networks), null for user networks. */
   tap: string | null;
+  /** Impairments of the frames to and from this NIC (its own over its network's); absent: none. */
+  impair?: Impairment;
 }
 
 export type Guest =

@@ -23,6 +23,20 @@ const nicModel = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, {
 });
 
 const forward = z.string().describe("[proto:][hostaddr:]hostport:guestport");
+
+/** Link impairments: values with units, checked by the rules (src/model/impair.ts). */
+const impairValue = z.union([z.string(), z.number()]);
+export const ImpairSchema = z
+  .strictObject({
+    delay: impairValue.optional().describe("one-way delay in each direction: 40ms, 1.5s, 500us"),
+    jitter: impairValue.optional().describe("random variation of the delay: 5ms"),
+    loss: impairValue.optional().describe("frames dropped in each direction: 1%"),
+    rate: impairValue.optional().describe("bandwidth in each direction: 10mbit, 512kbit"),
+    duplicate: impairValue.optional().describe("frames sent twice: 1%"),
+    corrupt: impairValue.optional().describe("frames with a flipped bit: 0.1%"),
+    reorder: impairValue.optional().describe("frames sent at once while the rest wait: 25%"),
+  })
+  .describe("impairments of the frames to and from a NIC (netem and tbf on its tap)");
 const bridgeForward = z.string().describe("[proto:][hostaddr:]hostport:vm:guestport");
 
 export const UserNetworkSchema = z
@@ -36,6 +50,7 @@ export const UserNetworkSchema = z
     restrict: z.boolean().optional().describe("isolate the guest from the host and outside"),
     dns: z.string().optional().describe("address of QEMU's built-in DNS server inside the subnet"),
     dhcpStart: z.string().optional().describe("first address QEMU's DHCP server hands out"),
+    impair: ImpairSchema.optional().describe("refused: QEMU's user stack cannot be shaped"),
   })
   .describe("QEMU user networking (SLIRP): no host changes, port forwards");
 
@@ -59,6 +74,7 @@ export const BridgeNetworkSchema = z
       .array(bridgeForward)
       .optional()
       .describe("host ports forwarded to a VM on this network"),
+    impair: ImpairSchema.optional().describe("default impairments of every NIC on this network"),
   })
   .describe("a private host bridge with one tap per VM NIC");
 
@@ -73,6 +89,7 @@ export const BridgedNetworkSchema = z
       .optional()
       .describe("who makes the change; detected otherwise"),
     probe: z.string().optional().describe("address probed after the move; default the gateway"),
+    impair: ImpairSchema.optional().describe("default impairments of every NIC on this network"),
   })
   .describe("VMs on the host's LAN: the uplink is enslaved to a bridge");
 
@@ -87,6 +104,7 @@ export const NicSchema = z.strictObject({
   ip: z.string().optional().describe("fixed IPv4 address; allocated otherwise"),
   mac: z.string().optional().describe("fixed MAC; derived from lab, VM and NIC index otherwise"),
   model: nicModel.optional().describe("QEMU NIC device, default virtio-net-pci"),
+  impair: ImpairSchema.optional().describe("impairments of this NIC (over its network's)"),
 });
 
 export const QemuSchema = z.strictObject({

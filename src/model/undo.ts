@@ -24,7 +24,9 @@ export type Undo =
   /** Put a LAN uplink back as it was, from the exact inverse computed before the move. */
   | ({ kind: "uplink-move" } & UplinkMoveRecord)
   /** Put a NetworkManager-managed uplink back: the nmcli commands that undo the move. */
-  | { kind: "uplink-nmcli"; inverse: string[][] };
+  | { kind: "uplink-nmcli"; inverse: string[][] }
+  /** Delete qnet's root qdisc (handle 5154:) or ingress redirect (filter 5154) of a device, if still there. */
+  | { kind: "qdisc"; dev: string; parent: "root" | "ingress" };
 
 export interface UplinkMoveRecord {
   uplink: string;

@@ -1,5 +1,6 @@
 // Resolution: a valid topology becomes a Lab, with every default and derived value filled in one place.
 import { parseForward } from "../model/forward.js";
+import { mergeImpairments, parseImpairSpec } from "../model/impair.js";
 import { broadcast, formatIpv4, parseCidr, parseIpv4, type Subnet } from "../model/ipv4.js";
 import type { Forward, Lab, Network, Nic, Vm } from "../model/lab.js";
 import type { NetworkSpec, Topology, VmSpec } from "../model/schema.js";
@@ -146,6 +147,11 @@ function resolveVm(
 ): Vm {
   const nics: Nic[] = spec.nics.map((n, index) => {
     const net = nets.get(n.network)!;
+    const netSpec = t.networks.get(n.network);
+    const impair = mergeImpairments(
+      netSpec?.impair ? parseImpairSpec(netSpec.impair) : null,
+      n.impair ? parseImpairSpec(n.impair) : null,
+    );
     const mac = n.mac?.toLowerCase() ?? deriveMac(t.name, name, index, macs);
     let ip: string | null = null;
     let prefix: number | null = null;
@@ -171,6 +177,7 @@ function resolveVm(
       netdevId: `net${index}`,
       tap:
         net.type === "user" ? null : deriveIfname("qntap-", ifnames, t.name, name, String(index)),
+      ...(impair ? { impair } : {}),
     };
   });
   const guest: Vm["guest"] = spec.kernel
