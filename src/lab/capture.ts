@@ -57,9 +57,10 @@ function runTcpdump(
     stdio: [stdin, o.write === "-" ? "inherit" : "ignore", "pipe"],
   });
   let err = "";
+  // tcpdump's own chatter ("listening on …", "reading from file -") stays out of the way; its
+  // errors are in the message below, its packet counts in the last line.
   child.stderr!.on("data", (d: Buffer) => {
     err += d;
-    o.progress?.(`tcpdump: ${d.toString().trim()}`);
   });
   onStart?.(child);
   o.stop?.then(() => child.kill("SIGINT"));
@@ -74,6 +75,10 @@ function runTcpdump(
       ),
     );
     child.on("exit", (code, signal) => {
+      const counts = err
+        .split("\n")
+        .filter((l) => /packets? (captured|received by filter)/.test(l));
+      if (counts.length > 0) o.progress?.(counts.join("; "));
       if (code !== 0 && signal !== "SIGINT" && !/packets? captured/.test(err))
         reject(new UserError(`tcpdump failed (exit ${code ?? signal}): ${err.trim()}`));
       else resolve(code);
