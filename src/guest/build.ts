@@ -8,13 +8,13 @@ import { gzipSync } from "node:zlib";
 import { execa } from "execa";
 import { CommandError, EXIT, UserError } from "../errors.js";
 import { writeCpio } from "./cpio.js";
-import { renderInitScript, renderUdhcpcScript } from "./init-script.js";
+import { renderConfigureScript, renderInitScript, renderUdhcpcScript } from "./init-script.js";
 import { guestLayout } from "./layout.js";
 import { decompressModule, type ModuleFile, resolveModules } from "./modules.js";
 import { extractPvhVmlinux } from "./vmlinux.js";
 
 /** Bump when the layout or the way inputs are packed changes: it is part of the cache key. */
-export const BUILDER_VERSION = "qnet-guest-builder-2";
+export const BUILDER_VERSION = "qnet-guest-builder-3";
 
 /** gzip level of the initrd; fixed so the output is reproducible. */
 const GZIP_LEVEL = 6;
@@ -74,6 +74,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
     libDirs: uniq(libPaths.map((p) => dirname(p))),
   });
   const udhcpcScript = renderUdhcpcScript();
+  const configureScript = renderConfigureScript();
 
   const kernelData = await readInput(kernel, "kernel image");
   const busybox = await readInput(busyboxPath, "busybox", "install busybox-static");
@@ -98,6 +99,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   field("pvh", String(pvh));
   field("init", initScript);
   field("udhcpc", udhcpcScript);
+  field("configure", configureScript);
   field("kernel", kernelData);
   modules.forEach((m, i) => {
     field("module-name", `${m.name}:${m.compression}`);
@@ -135,6 +137,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
     guestLayout({
       initScript,
       udhcpcScript,
+      configureScript,
       busybox,
       modules: decompressed,
       qemuGa: { path: qemuGaPath, data: qemuGa },

@@ -2,11 +2,12 @@
 
 import { posix } from "node:path";
 import type { CpioEntry } from "./cpio.js";
-import { GUEST_MODULE_DIR, GUEST_UDHCPC_SCRIPT } from "./init-script.js";
+import { GUEST_CONFIGURE_SCRIPT, GUEST_MODULE_DIR, GUEST_UDHCPC_SCRIPT } from "./init-script.js";
 
 /** Everything that goes into the initramfs, already read from the host. */
 export interface GuestFiles {
   initScript: string;
+  configureScript: string;
   udhcpcScript: string;
   busybox: Uint8Array;
   /** Modules in load order, decompressed. */
@@ -38,6 +39,12 @@ export function guestLayout(f: GuestFiles): CpioEntry[] {
     { type: "file", path: "init", data: Buffer.from(f.initScript, "utf8"), mode: 0o755 },
     { type: "file", path: "bin/busybox", data: f.busybox, mode: 0o755 },
     { type: "symlink", path: "bin/sh", target: "busybox" },
+    {
+      type: "file",
+      path: GUEST_CONFIGURE_SCRIPT,
+      data: Buffer.from(f.configureScript, "utf8"),
+      mode: 0o755,
+    },
     {
       type: "file",
       path: GUEST_UDHCPC_SCRIPT,

@@ -30,6 +30,8 @@ export interface PlanEnv {
   netns: string | null;
   /** Start and watch the VMs (false: `up --no-vms`). */
   vms: boolean;
+  /** Boot every VM cold, never from a template (`up --cold`). */
+  cold: boolean;
   /** KVM and vhost-net, for the VMs' command lines. */
   machine: HostFacts;
   /** br_netfilter's bridge-nf-call-* sysctls belong to each namespace (Linux 5.3 and later). */

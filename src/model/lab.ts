@@ -92,6 +92,11 @@ export interface Vm {
 export interface Lab {
   name: string;
   netns: string | null;
+  /**
+   * How VMs start: `instant` restores the built-in guest from a booted template where the VM's layout
+   * allows it (a cold boot otherwise); `cold` always boots.
+   */
+  boot: "instant" | "cold";
   /** Networks and VMs in a deterministic order (sorted by name). */
   networks: Network[];
   vms: Vm[];

@@ -11,6 +11,8 @@ export interface VmFiles {
   pidfile: string;
   stderrLog: string;
   seed: string;
+  /** How the VM last started (a template or a cold boot), for status. */
+  boot: string;
 }
 
 export function vmFiles(stateDir: string, vm: string): VmFiles {
@@ -23,6 +25,7 @@ export function vmFiles(stateDir: string, vm: string): VmFiles {
     pidfile: `${base}.pid`,
     stderrLog: `${base}.qemu.log`,
     seed: `${base}.seed.img`,
+    boot: `${base}.boot.json`,
   };
 }
 

@@ -116,6 +116,12 @@ export const TopologySchema = z
   .strictObject({
     $schema: z.string().optional(),
     name: name("the lab name"),
+    boot: z
+      .enum(["instant", "cold"])
+      .optional()
+      .describe(
+        "instant (default): VMs of the built-in guest start from a booted template when their layout allows; cold: always boot",
+      ),
     netns: z
       .string()
       .regex(NETNS_RE, { message: NETNS_RULE })

@@ -80,7 +80,7 @@ export function resolveLab(t: Topology): Lab {
   const vms: Vm[] = byName(t.vms).map(([name, spec]) =>
     resolveVm(t, name, spec, netByName, macs, ifnames, allocate),
   );
-  return { name: t.name, netns: t.netns ?? null, networks, vms };
+  return { name: t.name, netns: t.netns ?? null, boot: t.boot ?? "instant", networks, vms };
 }
 
 function resolveNetwork(

@@ -22,6 +22,7 @@ export function env(lab: Lab, netns: string | null = null): PlanEnv {
     stateDir: "/run/qnet/test",
     netns,
     vms: false,
+    cold: false,
     machine: { kvm: false, vhost: false },
     bridgeNfPerNetns: true,
   };
