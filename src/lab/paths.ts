@@ -11,6 +11,8 @@ export interface VmFiles {
   pidfile: string;
   stderrLog: string;
   seed: string;
+  /** An `image` VM's copy-on-write disk over the cached base image. */
+  overlay: string;
 }
 
 export function vmFiles(stateDir: string, vm: string): VmFiles {
@@ -23,6 +25,7 @@ export function vmFiles(stateDir: string, vm: string): VmFiles {
     pidfile: `${base}.pid`,
     stderrLog: `${base}.qemu.log`,
     seed: `${base}.seed.img`,
+    overlay: `${base}.overlay.qcow2`,
   };
 }
 
@@ -39,7 +42,7 @@ export function vmRuntime(
       ? { kind: "kernel", kernel: builtin.kernel, initrd: builtin.initrd, append: builtin.append }
       : g.kind === "kernel"
         ? { kind: "kernel", kernel: g.kernel, initrd: g.initrd, append: g.append }
-        : { kind: "disk", disk: g.disk, seed: f.seed };
+        : { kind: "disk", disk: g.kind === "image" ? f.overlay : g.disk, seed: f.seed };
   return {
     qmp: f.qmp,
     qga: f.qga,

@@ -3,6 +3,13 @@ import type { z } from "zod";
 import type { Diagnostic } from "../errors.js";
 import { parseForward } from "../model/forward.js";
 import {
+  imageUrlProblem,
+  knownImage,
+  knownImageNames,
+  SHA256_RE,
+  SSH_USER_RE,
+} from "../model/images.js";
+import {
   broadcast,
   formatIpv4,
   inSubnet,
@@ -205,6 +212,56 @@ function schemaIssue(issue: z.core.$ZodIssue, data: unknown, emit: Emit): void {
   }
 }
 
+/** A VM's `image`, `sshKey`, `sshUser` and `persist`: what they need and what they refuse. */
+function imageRules(spec: Topology["vms"][string], base: PathSegment[], emit: Emit): void {
+  const seeded = spec.disk !== undefined || spec.image !== undefined;
+  if (spec.sshKey !== undefined && !seeded) {
+    emit([...base, "sshKey"], "`sshKey` goes into the cloud-init seed of a `disk` or `image` VM");
+  }
+  if (spec.sshUser !== undefined) {
+    if (!seeded)
+      emit([...base, "sshUser"], "`sshUser` is created by cloud-init: it needs `disk` or `image`");
+    else if (!SSH_USER_RE.test(spec.sshUser) || spec.sshUser === "root")
+      emit(
+        [...base, "sshUser"],
+        `found ${show(spec.sshUser)}; a login is 1-32 characters of [a-z0-9_-] starting with a letter or _, not root (it reaches cloud-init's YAML, sudoers and ssh)`,
+      );
+  }
+  if (spec.persist !== undefined && spec.image === undefined) {
+    emit([...base, "persist"], "`persist` keeps an `image` VM's overlay; this VM has no `image`");
+  }
+  const image = spec.image;
+  if (image === undefined) return;
+  if (typeof image === "string") {
+    const known = knownImage(image);
+    if (!known) {
+      const guess = didYouMean(image, knownImageNames());
+      emit(
+        [...base, "image"],
+        `unknown image ${show(image)}${guess ? ` (did you mean "${guess}"?)` : ""}; known: ${knownImageNames().join(", ")}, or { url, sha256 } for a downloaded one`,
+      );
+      return;
+    }
+    spec.nics.forEach((nic, i) => {
+      if (nic.model !== undefined && !known.nicModels.includes(nic.model))
+        emit(
+          [...base, "nics", i, "model"],
+          `image ${known.name} has no driver for NIC model ${show(nic.model)}; it drives ${known.nicModels.join(", ")}`,
+        );
+    });
+    return;
+  }
+  const urlProblem = imageUrlProblem(image.url);
+  if (urlProblem) emit([...base, "image", "url"], `found ${show(image.url)}: ${urlProblem}`);
+  if (image.sha256 === undefined)
+    emit(
+      [...base, "image"],
+      "an image URL needs `sha256`: qnet verifies every download (`sha256sum FILE` prints it)",
+    );
+  else if (!SHA256_RE.test(image.sha256))
+    emit([...base, "image", "sha256"], `found ${show(image.sha256)}; expected 64 hex digits`);
+}
+
 const isMulticastMac = (mac: string) => (Number.parseInt(mac.slice(0, 2), 16) & 1) === 1;
 
 const asRecord = (v: unknown): Record<string, unknown> =>
@@ -320,14 +377,16 @@ function semanticRules(
   const vmNets = new Map<string, Set<string>>();
   for (const [vm, spec] of Object.entries(t.vms)) {
     const base: PathSegment[] = ["vms", vm];
-    if (spec.kernel && spec.disk)
-      emit([...base, "disk"], "give either `kernel` or `disk`, not both");
+    const boots = (["kernel", "disk", "image"] as const).filter((k) => spec[k] !== undefined);
+    if (boots.length > 1)
+      emit(
+        [...base, boots[1]!],
+        `give one of \`kernel\`, \`disk\` or \`image\`, not ${boots.map((b) => `\`${b}\``).join(" and ")}`,
+      );
     if (!spec.kernel && (spec.initrd || spec.append !== undefined)) {
       emit([...base, spec.initrd ? "initrd" : "append"], "`initrd` and `append` need `kernel`");
     }
-    if (spec.sshKey !== undefined && !spec.disk) {
-      emit([...base, "sshKey"], "`sshKey` goes into the cloud-init seed of a `disk` image");
-    }
+    imageRules(spec, base, emit);
     if (spec.nics.length === 0) {
       emit([...base, "nics"], "the VM has no NIC: it will not be on any network", "warning");
     }
