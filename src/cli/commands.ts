@@ -10,6 +10,7 @@ import {
   recordNetns,
 } from "../host/state.js";
 import type { Compiled } from "../load/compile.js";
+import { registerImageCommands } from "./image-commands.js";
 import { examples, printJson, readTopology } from "./io.js";
 import { registerLabCommands } from "./lab-commands.js";
 
@@ -21,6 +22,7 @@ export function registerCommands(program: Command): void {
   registerFileCommands(program);
   registerLabCommands(program);
   registerDoctor(program);
+  registerImageCommands(program);
 }
 
 function registerFileCommands(program: Command): void {

@@ -38,6 +38,15 @@ export function supportedNicModels(): string[] {
   return Object.keys(NIC_DRIVERS).sort();
 }
 
+/** The NIC models whose drivers a kernel has, built in or as modules (e.g. a distribution image's). Pure. */
+export function drivenNicModels(index: ModuleIndex): string[] {
+  return supportedNicModels().filter((model) =>
+    NIC_DRIVERS[model]!.every((group) =>
+      group.some((m) => index.builtin.has(m) || index.byName.has(m)),
+    ),
+  );
+}
+
 /** A loadable module file, relative to the modules tree, with its canonical name. */
 export interface ModuleFile {
   /** Canonical name (dashes turned into underscores), e.g. "virtio_net". */
