@@ -1,5 +1,7 @@
 // The built-in guest's /init (busybox sh) and udhcpc script, and the kernel command line that configures it.
 
+import { FW_CFG_AUTHORIZED_KEYS, FW_CFG_HOST_KEY } from "./ssh.js";
+
 /** The line /init prints on the console once the guest is configured: `qnet-guest-ready <hostname>`. */
 export const READY_PREFIX = "qnet-guest-ready";
 
@@ -92,13 +94,15 @@ export interface InitScriptOptions {
   qemuGa: string;
   /** Directories holding qemu-ga's shared libraries (for LD_LIBRARY_PATH). */
   libDirs: readonly string[];
+  /** Path of dropbear inside the initramfs, or null: no SSH server. */
+  dropbear?: string | null;
 }
 
 const SAFE_WORD = /^[A-Za-z0-9_./-]+$/;
 
 /** Render /init: a busybox sh script; it reads its per-VM settings from /proc/cmdline. Pure. */
 export function renderInitScript(o: InitScriptOptions): string {
-  for (const w of [...o.modules, o.qemuGa, ...o.libDirs]) {
+  for (const w of [...o.modules, o.qemuGa, ...o.libDirs, ...(o.dropbear ? [o.dropbear] : [])]) {
     if (!SAFE_WORD.test(w)) throw new Error(`unsafe word in /init: ${JSON.stringify(w)}`);
   }
   const modules = o.modules.join(" ");
@@ -222,13 +226,35 @@ else
   echo "qnet: no guest agent port"
 fi
 
-echo "${READY_PREFIX} $HOSTNAME"
+${o.dropbear ? sshBlock(o.dropbear, libPath) : ""}echo "${READY_PREFIX} $HOSTNAME"
 
 # A shell on the serial console for \`qnet console\`, respawned; PID 1 never exits.
 while true; do
   setsid cttyhack sh -l
   sleep 1
 done
+`;
+}
+
+/**
+ * Start dropbear when QEMU delivered both keys through fw_cfg (see guest/ssh.ts): the host key qnet pinned
+ * and root's authorized keys. Password logins are off. It forks at once: the boot does not wait for it.
+ */
+function sshBlock(dropbear: string, libPath: string): string {
+  return `# SSH: dropbear with the pinned host key and the lab's keys, both from QEMU's fw_cfg.
+FW=/sys/firmware/qemu_fw_cfg/by_name
+if [ -r "$FW/${FW_CFG_HOST_KEY}/raw" ] && [ -r "$FW/${FW_CFG_AUTHORIZED_KEYS}/raw" ]; then
+  mkdir -p /etc/dropbear /root/.ssh
+  chmod 700 /root /root/.ssh /etc/dropbear
+  (
+    umask 077
+    cat "$FW/${FW_CFG_HOST_KEY}/raw" > /etc/dropbear/host_key
+    cat "$FW/${FW_CFG_AUTHORIZED_KEYS}/raw" > /root/.ssh/authorized_keys
+  )
+  LD_LIBRARY_PATH=${libPath} ${dropbear} -r /etc/dropbear/host_key -s -p 22 -P /run/dropbear.pid -E \\
+    </dev/null >/dev/null 2>/run/dropbear.log || echo "qnet: dropbear failed: $(cat /run/dropbear.log)"
+fi
+
 `;
 }
 
