@@ -8,13 +8,16 @@ import type { HostFacts, Lab, Vm } from "../../../src/model/lab.js";
 import { imageBootArgs } from "../../../src/render/image-args.js";
 import { type VmRuntime, vmArgv } from "../../../src/render/qemu-args.js";
 
+/** The image the boot tests run: debian-12, or QNET_TEST_IMAGE (debian-13 runs the same tests). */
+export const IMAGE = process.env.QNET_TEST_IMAGE ?? "debian-12";
+
 /**
- * The Debian 12 image every image test shares: built once per machine (and so once per CI run) in the
- * normal cache, keyed by its inputs; QNET_TEST_IMAGE_CACHE points the tests at another cache.
+ * The image every image test shares: built once per machine (and so once per CI run) in the normal
+ * cache, keyed by its inputs; QNET_TEST_IMAGE_CACHE points the tests at another cache.
  */
 let shared: Promise<ResolvedImage> | undefined;
 export function testImage(onProgress?: (msg: string) => void): Promise<ResolvedImage> {
-  shared ??= resolveImage("debian-12", {
+  shared ??= resolveImage(IMAGE, {
     ...(process.env.QNET_TEST_IMAGE_CACHE ? { cacheDir: process.env.QNET_TEST_IMAGE_CACHE } : {}),
     onProgress: onProgress ?? ((m) => process.stderr.write(`# ${m}\n`)),
   });
