@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import type { KnownImage } from "../model/images.js";
 
 /** Bump when anything below changes the image for the same inputs: it is part of the cache key. */
-export const IMAGE_BUILDER_VERSION = "qnet-image-builder-3";
+export const IMAGE_BUILDER_VERSION = "qnet-image-builder-4";
 
 export const DEFAULT_MIRROR = "http://deb.debian.org/debian";
 /** Security updates come with the default mirror only: other mirrors rarely carry debian-security. */
@@ -161,6 +161,7 @@ function imageFiles(): Record<string, string> {
     // NoCloud only (qnet's seed ISO): no probing of cloud metadata services that do not exist here.
     // networkd renders the network-config. Only the modules qnet's seed uses run: under TCG every
     // module costs a Python import, and grub-dpkg, locale and apt-configure alone took 8 s of a boot.
+    // (The image's sshd refuses passwords by itself: see sshd_config.d below.)
     "etc/cloud/cloud.cfg.d/90-qnet.cfg": `${header}datasource_list: [NoCloud, None]
 system_info:
   network:
@@ -177,7 +178,6 @@ cloud_init_modules:
   - users-groups
   - ssh
 cloud_config_modules:
-  - set-passwords
   - runcmd
 cloud_final_modules:
   - scripts-per-once
@@ -190,6 +190,9 @@ cloud_final_modules:
     // built into the cloud kernel). A small initramfs unpacks faster under TCG than MODULES=most.
     "etc/initramfs-tools/conf.d/90-qnet.conf": `${header}MODULES=list\n`,
     "etc/initramfs-tools/modules": `${header}virtio_pci\nvirtio_blk\n`,
+    // Logins are by key only. Set here rather than by cloud-init's set-passwords module, which
+    // restarts sshd (3 to 10 s of a TCG boot).
+    "etc/ssh/sshd_config.d/10-qnet.conf": `${header}PasswordAuthentication no\nKbdInteractiveAuthentication no\n`,
     // qnet's readiness is the guest agent answering. Debian starts it once its virtio port appears,
     // but its default dependencies hold it until sysinit.target, which waits for both of cloud-init's
     // first stages (a minute and more under TCG). It needs only the root file system.

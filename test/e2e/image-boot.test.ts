@@ -176,6 +176,29 @@ describe(`image ${IMAGE} with real cloud-init (two VMs, TCG, 768 MiB, booted in 
     assert.match(r.stderr, /HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
   });
 
+  it("refuses a key that is not the lab's, and offers no password login", async () => {
+    const stranger = await labSshKey(join(dir, "stranger"), "stranger");
+    const r = sshIn(NS, [
+      "-F",
+      "/dev/null",
+      "-o",
+      "BatchMode=yes",
+      "-o",
+      "StrictHostKeyChecking=no",
+      "-o",
+      "UserKnownHostsFile=/dev/null",
+      "-i",
+      stranger.identityFile!,
+      "-p",
+      "2222",
+      "qnet@127.0.0.1",
+      "hostname",
+    ]);
+    assert.notEqual(r.status, 0);
+    // The server lists the methods it accepts: public keys only.
+    assert.match(r.stderr, /Permission denied \(publickey\)/);
+  });
+
   it("ssh -F <ssh-config> vm1 hostname prints vm1 (route: vm1's static address on the bridge)", async () => {
     const routes = lab.vms.map((vm) => {
       const r = sshRoute(lab, vm);
