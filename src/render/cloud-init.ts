@@ -97,7 +97,8 @@ function renderUserData(vm: Vm, ssh: GuestSsh | undefined): string {
  * serves the network (qnet's dnsmasq on `bridge` networks with DHCP, the LAN's router on `bridged`,
  * QEMU on `user`), the fixed address elsewhere. The default route comes from the first NIC that
  * offers one (a gateway, or DHCP); later DHCP NICs do not install routes, so it stays unambiguous.
- * DNS comes from the DHCP servers: a network without DHCP has no DNS server in the lab.
+ * DNS comes from the DHCP servers, with their domain as a search domain (so `ping vm1` works): a
+ * network without DHCP has no DNS server in the lab.
  */
 function renderNetworkConfig(lab: Lab, vm: Vm): string {
   const nets = new Map(lab.networks.map((n) => [n.name, n]));
@@ -113,8 +114,10 @@ function renderNetworkConfig(lab: Lab, vm: Vm): string {
     );
     const dhcp = n.type === "bridged" || n.type === "user" || (n.type === "bridge" && n.dhcp);
     if (dhcp) {
-      out.push("    dhcp4: true");
-      if (routed) out.push("    dhcp4-overrides:", "      use-routes: false");
+      // use-domains: the DHCP server's domain becomes a search domain, so a plain VM name resolves
+      // through qnet's dnsmasq (systemd-resolved sends single labels to no DNS server otherwise).
+      out.push("    dhcp4: true", "    dhcp4-overrides:", "      use-domains: true");
+      if (routed) out.push("      use-routes: false");
       routed = true;
     } else if (nic.ip) {
       out.push("    dhcp4: false", `    addresses: [${q(`${nic.ip}/${nic.prefix}`)}]`);

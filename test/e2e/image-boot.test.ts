@@ -1,6 +1,6 @@
 // Real Debian guests with real cloud-init: the seed's sections 1 and 3 with the built image, reached by OpenSSH.
 import assert from "node:assert/strict";
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -10,6 +10,7 @@ import { waitCloudInit, waitGuestLogin } from "../../src/image/guest-ready.js";
 import { createOverlay, diskInfo } from "../../src/image/qemu-img.js";
 import type { ResolvedImage } from "../../src/image/resolve.js";
 import type { Lab } from "../../src/model/lab.js";
+import { dnsmasqPaths, renderDnsmasqConf } from "../../src/render/dnsmasq-conf.js";
 import { hostKeyAlias, knownHostsLine, renderSshConfig } from "../../src/render/ssh-config.js";
 import { sshLogin, sshRoute } from "../../src/resolve/ssh-route.js";
 import { type HostKey, type LabSshKey, labSshKey, vmHostKey } from "../../src/ssh/keys.js";
@@ -34,20 +35,25 @@ const dir = mkdtempSync(join(tmpdir(), "qnet-image-boot-"));
 chmodSync(dir, 0o700);
 
 // Seed section 3 (a private bridge 10.0.2.1 with VMs .2 and .3, addresses set in the guests: here by
-// cloud-init, with no DHCP), and section 1 for vm0 (user networking with tcp 2222 -> 22 on loopback).
+// cloud-init, with no DHCP), section 1 for vm0 (user networking with tcp 2222 -> 22 on loopback), and a
+// DHCP network served by dnsmasq with qnet's own configuration, where the VMs resolve each other by name.
 const { lab } = compile(`name: imglab
 networks:
   lan: { type: bridge, bridge: br0, subnet: 10.0.2.0/24, gateway: 10.0.2.1, dhcp: false }
   wan: { type: user, subnet: 10.0.3.0/24, forwards: ["tcp:2222:22"] }
+  dlan: { type: bridge, bridge: br1, subnet: 10.0.4.0/24 }
 vms:
   vm0:
     image: ${IMAGE}
     memory: 768
-    nics: [{ network: lan, ip: 10.0.2.2, mac: "52:54:00:12:34:56" }, { network: wan }]
+    nics:
+      - { network: lan, ip: 10.0.2.2, mac: "52:54:00:12:34:56" }
+      - { network: wan }
+      - { network: dlan }
   vm1:
     image: ${IMAGE}
     memory: 768
-    nics: [{ network: lan, ip: 10.0.2.3, mac: "52:54:00:12:34:57" }]
+    nics: [{ network: lan, ip: 10.0.2.3, mac: "52:54:00:12:34:57" }, { network: dlan }]
 `);
 
 let image: ResolvedImage;
@@ -57,19 +63,37 @@ const vms = new Map<string, LaunchedVm>();
 const ready = new Map<string, { agentMs: number; loginMs: number }>();
 const knownHosts = join(dir, "known_hosts");
 
-/** The seed's section 3, by hand, in the test namespace: a bridge with the gateway address and a tap per VM. */
+/**
+ * The host side, by hand, in the test namespace (the seed's section 3: a bridge with the gateway address
+ * and a tap per VM NIC), and dnsmasq on the DHCP network, from qnet's own configuration renderer.
+ */
 function hostSide(l: Lab): void {
   addNetns(NS);
-  const batch = ["link add br0 type bridge", "addr add 10.0.2.1/24 dev br0", "link set br0 up"];
+  const batch: string[] = [];
+  const bridges = new Map<string, string>();
+  for (const net of l.networks) {
+    if (net.type !== "bridge") continue;
+    bridges.set(net.name, net.bridge);
+    batch.push(
+      `link add ${net.bridge} type bridge`,
+      `addr add ${net.gateway}/${net.prefix} dev ${net.bridge}`,
+      `link set ${net.bridge} up`,
+    );
+  }
   for (const vm of l.vms)
     for (const nic of vm.nics)
       if (nic.tap)
         batch.push(
           `tuntap add dev ${nic.tap} mode tap`,
-          `link set ${nic.tap} master br0`,
+          `link set ${nic.tap} master ${bridges.get(nic.network)}`,
           `link set ${nic.tap} up`,
         );
   sh(["ip", "-n", NS, "-batch", "-"], `${batch.join("\n")}\n`);
+  const dlan = l.networks.find((n) => n.name === "dlan");
+  assert.ok(dlan?.type === "bridge");
+  const conf = dnsmasqPaths(dir, "dlan").conf;
+  writeText(conf, renderDnsmasqConf(l, dlan, dir));
+  sh(["ip", "netns", "exec", NS, "dnsmasq", `--conf-file=${conf}`]);
 }
 
 before(async () => {
@@ -109,6 +133,12 @@ before(async () => {
 
 after(async () => {
   for (const v of vms.values()) killVm(v);
+  const dnsmasqPid = join(dir, "dnsmasq-dlan.pid");
+  if (existsSync(dnsmasqPid)) {
+    try {
+      process.kill(Number(readFileSync(dnsmasqPid, "utf8").trim()), "SIGTERM");
+    } catch {}
+  }
   delNetns(NS);
   rmSync(dir, { recursive: true, force: true });
 });
@@ -242,6 +272,31 @@ describe(`image ${IMAGE} with real cloud-init (two VMs, TCG, 768 MiB, booted in 
     }
     // And the host side of the bridge reaches them.
     sh(["ip", "netns", "exec", NS, "ping", "-c", "1", "-W", "5", "10.0.2.3"]);
+  });
+
+  it("a DHCP network: addresses from dnsmasq, and the VMs resolve each other by name", async () => {
+    const v0 = vms.get("vm0")!;
+    const vm1 = lab.vms.find((v) => v.name === "vm1")!;
+    const vm1Dlan = vm1.nics.find((n) => n.network === "dlan")!.ip!;
+    const addr = await guestRun(v0, ["ip", "-4", "-o", "addr", "show", "dev", "eth2"]);
+    assert.match(
+      addr.out,
+      new RegExp(`inet ${lab.vms[0]!.nics[2]!.ip!.replaceAll(".", "\\.")}/24`),
+    );
+    // The default route stays the static network's: later DHCP NICs install none.
+    const route = await guestRun(v0, ["ip", "route", "show", "default"]);
+    assert.equal(route.out.trim().split("\n").length, 1, route.out);
+    // A plain name (the lab domain is a search domain, from DHCP) and the full name, through dnsmasq.
+    for (const name of ["vm1", "vm1.imglab"]) {
+      const r = await guestRun(v0, ["getent", "ahostsv4", name]);
+      assert.equal(r.code, 0, `${name}: ${r.err}`);
+      assert.equal(r.out.split(/\s+/)[0], vm1Dlan, `${name} -> ${r.out}`);
+    }
+    const ping = await guestRun(v0, ["ping", "-c", "1", "-W", "5", "vm1"]);
+    assert.equal(ping.code, 0, ping.out + ping.err);
+    // The user network's DHCP gave eth1 QEMU's DNS server.
+    const dns = await guestRun(v0, ["resolvectl", "dns", "eth1"]);
+    assert.match(dns.out, /10\.0\.3\.3/);
   });
 
   it("cloud-init reports no error, and the only SSH host key is the pinned one", async () => {

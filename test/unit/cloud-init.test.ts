@@ -106,7 +106,7 @@ describe("cloud-init seed: network-config v2", () => {
       match: { macaddress: "52:54:00:00:56:78" },
       "set-name": "eth1",
       dhcp4: true,
-      "dhcp4-overrides": { "use-routes": false },
+      "dhcp4-overrides": { "use-domains": true, "use-routes": false },
     });
   });
 
@@ -119,8 +119,11 @@ vms: { v: { image: debian-12, nics: [{ network: wan }, { network: lan }] } }
 `).lab;
     const n = parse(renderCloudInit(l, l.vms[0]!)["network-config"]);
     assert.equal(n.ethernets.nic0.dhcp4, true);
-    assert.equal(n.ethernets.nic0["dhcp4-overrides"], undefined);
-    assert.deepEqual(n.ethernets.nic1["dhcp4-overrides"], { "use-routes": false });
+    assert.deepEqual(n.ethernets.nic0["dhcp4-overrides"], { "use-domains": true });
+    assert.deepEqual(n.ethernets.nic1["dhcp4-overrides"], {
+      "use-domains": true,
+      "use-routes": false,
+    });
   });
 
   test("MACs are quoted: a YAML 1.1 reader (cloud-init's) must not see a number", () => {
