@@ -1,17 +1,7 @@
 // Builds a Debian image (mmdebstrap -> ext4 -> qcow2, plus kernel and initrd), or finds it in the cache.
 import { createHash } from "node:crypto";
 import { createReadStream, existsSync } from "node:fs";
-import {
-  chmod,
-  copyFile,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rm,
-  stat,
-  writeFile,
-} from "node:fs/promises";
+import { chmod, copyFile, mkdir, open, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { execa } from "execa";
 import { CommandError, EXIT, UserError } from "../errors.js";
@@ -319,14 +309,5 @@ async function runLogged(
       );
     }
     throw new CommandError(argv, r.exitCode ?? null, [...tail, partial].join("\n"));
-  }
-}
-
-/** Size in bytes of a file, or 0. */
-export async function fileSize(path: string): Promise<number> {
-  try {
-    return (await stat(path)).size;
-  } catch {
-    return 0;
   }
 }

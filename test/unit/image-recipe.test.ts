@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { drivenNicModels, parseModuleIndex } from "../../src/guest/modules.js";
-import { renderBar } from "../../src/image/progress.js";
+import { byteMeter, renderBar } from "../../src/image/progress.js";
 import {
   DEFAULT_MIRROR,
   IMAGE_PACKAGES,
@@ -131,5 +131,17 @@ describe("download progress", () => {
     assert.equal(renderBar(0, 100, 10), "[          ]   0%  0 B / 100 B");
     assert.equal(renderBar(50 * 2 ** 20, 100 * 2 ** 20, 10), "[#####     ]  50%  50 MiB / 100 MiB");
     assert.equal(renderBar(3 * 2 ** 30, null), "3.0 GiB");
+  });
+  test("on a pipe: one line per 10 %; on a terminal: redrawn in place, a newline at the end", () => {
+    const lines: string[] = [];
+    const pipe = byteMeter({ write: (s) => lines.push(s) }, "x");
+    for (let n = 0; n <= 1000; n += 10) pipe(n, 1000);
+    assert.equal(lines.length, 11);
+    assert.ok(lines.every((l) => l.endsWith("\n") && l.startsWith("x [")));
+    const tty: string[] = [];
+    const term = byteMeter({ write: (s) => tty.push(s), isTTY: true }, "x");
+    for (let n = 0; n <= 1000; n += 10) term(n, 1000);
+    assert.ok(tty.every((l) => l.startsWith("\rx [")));
+    assert.ok(tty.at(-1)!.endsWith("100%  1000 B / 1000 B\n"));
   });
 });
