@@ -117,7 +117,10 @@ export const VmSchema = z.strictObject({
     ])
     .optional()
     .describe("boot from a copy-on-write overlay of this image, with a cloud-init seed"),
-  sshKey: z.string().optional().describe("public key for the cloud-init seed of a disk image"),
+  sshKey: z
+    .string()
+    .optional()
+    .describe("public key authorized in a disk or image VM, besides the lab's key"),
   sshUser: z.string().optional().describe("login cloud-init creates (default qnet)"),
   persist: z.boolean().optional().describe("keep the image overlay on `down` (default false)"),
   memory: z.number().int().min(16).max(1048576).optional().describe("MiB, default 256"),
