@@ -12,6 +12,7 @@ import {
 import type { Compiled } from "../load/compile.js";
 import { isName } from "../model/names.js";
 import { registerUiCommand } from "../ui/command.js";
+import { registerImageCommands } from "./image-commands.js";
 import { examples, printJson, readTopology } from "./io.js";
 import { registerLabCommands } from "./lab-commands.js";
 import { registerPortCommands } from "./port-commands.js";
@@ -26,6 +27,7 @@ export function registerCommands(program: Command): void {
   registerDoctor(program);
   registerPortCommands(program);
   registerUiCommand(program);
+  registerImageCommands(program);
 }
 
 function registerFileCommands(program: Command): void {

@@ -10,7 +10,7 @@ import { CommandError, EXIT, UserError } from "../errors.js";
 import { writeCpio } from "./cpio.js";
 import { renderConfigureScript, renderInitScript, renderUdhcpcScript } from "./init-script.js";
 import { guestLayout } from "./layout.js";
-import { decompressModule, type ModuleFile, resolveModules } from "./modules.js";
+import { decompressModule, type ModuleFile, resolveModules, SSH_MODULES } from "./modules.js";
 import { extractPvhVmlinux } from "./vmlinux.js";
 
 /** Bump when the layout or the way inputs are packed changes: it is part of the cache key. */
@@ -33,6 +33,11 @@ export interface BuildGuestOptions {
    * in-guest decompression, seconds under TCG. Falls back to the bzImage when that is not possible.
    */
   pvh?: boolean;
+  /**
+   * An SSH server in the guest (dropbear from the host's dropbear-bin; its keys arrive at boot through
+   * fw_cfg, see guest/ssh.ts). Default true; a missing dropbear is then an error naming the package.
+   */
+  ssh?: boolean;
   onProgress?: (msg: string) => void;
 }
 
@@ -63,18 +68,29 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   const kernelLabel = basename(kernel);
   const pvh = opts.pvh ?? true;
 
-  const modules = await resolveModules(modulesDir, uniq(opts.nicModels), kernelLabel);
+  const ssh = opts.ssh ?? true;
+  const modules = await resolveModules(
+    modulesDir,
+    uniq(opts.nicModels),
+    kernelLabel,
+    ssh ? SSH_MODULES : [],
+  );
   const busyboxPath = "/bin/busybox";
   const qemuGaPath = await findQemuGa();
-  const libPaths = await sharedLibraries(qemuGaPath);
+  const dropbearPath = ssh ? await findDropbear() : null;
+  const libPaths = uniq([
+    ...(await sharedLibraries(qemuGaPath)),
+    ...(dropbearPath ? await sharedLibraries(dropbearPath) : []),
+  ]);
 
+  const libDirs = uniq(libPaths.map((p) => dirname(p)));
   const initScript = renderInitScript({
     modules: modules.map((m) => m.name),
     qemuGa: qemuGaPath,
-    libDirs: uniq(libPaths.map((p) => dirname(p))),
+    libDirs,
   });
   const udhcpcScript = renderUdhcpcScript();
-  const configureScript = renderConfigureScript();
+  const configureScript = renderConfigureScript({ dropbear: dropbearPath, libDirs });
 
   const kernelData = await readInput(kernel, "kernel image");
   const busybox = await readInput(busyboxPath, "busybox", "install busybox-static");
@@ -87,6 +103,9 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   }
   const rawModules = await Promise.all(modules.map((m) => readInput(m.path, "kernel module")));
   const qemuGa = await readInput(qemuGaPath, "qemu-ga");
+  const dropbear = dropbearPath
+    ? await readInput(dropbearPath, "dropbear", "install dropbear-bin")
+    : null;
   const libs = await Promise.all(libPaths.map((p) => readInput(p, "shared library")));
 
   const h = createHash("sha256");
@@ -108,6 +127,10 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   field("busybox", busybox);
   field("qemu-ga-path", qemuGaPath);
   field("qemu-ga", qemuGa);
+  if (dropbearPath && dropbear) {
+    field("dropbear-path", dropbearPath);
+    field("dropbear", dropbear);
+  }
   libPaths.forEach((p, i) => {
     field("lib-path", p);
     field("lib", libs[i]!);
@@ -142,6 +165,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
       modules: decompressed,
       qemuGa: { path: qemuGaPath, data: qemuGa },
       libs: libPaths.map((p, i) => ({ path: p, data: libs[i]! })),
+      dropbear: dropbearPath && dropbear ? { path: dropbearPath, data: dropbear } : null,
     }),
   );
   const initrd = gzipSync(archive, { level: GZIP_LEVEL });
@@ -210,6 +234,17 @@ export function compareVersions(a: string, b: string): number {
     return x < y ? -1 : 1;
   }
   return 0;
+}
+
+async function findDropbear(): Promise<string> {
+  for (const p of ["/usr/sbin/dropbear", "/usr/bin/dropbear"]) {
+    if (await exists(p)) return p;
+  }
+  throw new UserError(
+    "dropbear not found in /usr/sbin or /usr/bin; the built-in guest's SSH server is dropbear",
+    "install dropbear-bin (apt-get install --no-install-recommends dropbear-bin)",
+    EXIT.environment,
+  );
 }
 
 async function findQemuGa(): Promise<string> {

@@ -1,5 +1,6 @@
 // The resolved lab: every default filled, every derived value (MACs, IPs, interface names) fixed.
 // Everything downstream (planning, rendering, host adapters) works from this, never from the raw file.
+import type { ImageRef } from "./images.js";
 
 export type Proto = "tcp" | "udp";
 
@@ -76,7 +77,16 @@ export interface Nic {
 export type Guest =
   | { kind: "builtin" }
   | { kind: "kernel"; kernel: string; initrd: string | null; append: string | null }
-  | { kind: "disk"; disk: string; sshKey: string | null };
+  | { kind: "disk"; disk: string; sshKey: string | null; sshUser: string }
+  | {
+      kind: "image";
+      image: ImageRef;
+      sshKey: string | null;
+      /** The login cloud-init creates (`sshUser`, default "qnet"). */
+      sshUser: string;
+      /** Keep the VM's overlay on `down`. */
+      persist: boolean;
+    };
 
 export interface Vm {
   name: string;

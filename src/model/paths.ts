@@ -13,6 +13,8 @@ export interface VmFiles {
   seed: string;
   /** How the VM last started (a template or a cold boot), for status. */
   boot: string;
+  /** An `image` VM's copy-on-write disk over the cached base image. */
+  overlay: string;
 }
 
 export function vmFiles(stateDir: string, vm: string): VmFiles {
@@ -26,6 +28,7 @@ export function vmFiles(stateDir: string, vm: string): VmFiles {
     stderrLog: `${base}.qemu.log`,
     seed: `${base}.seed.img`,
     boot: `${base}.boot.json`,
+    overlay: `${base}.overlay.qcow2`,
   };
 }
 
@@ -42,7 +45,7 @@ export function vmRuntime(
       ? { kind: "kernel", kernel: builtin.kernel, initrd: builtin.initrd, append: builtin.append }
       : g.kind === "kernel"
         ? { kind: "kernel", kernel: g.kernel, initrd: g.initrd, append: g.append }
-        : { kind: "disk", disk: g.disk, seed: f.seed };
+        : { kind: "disk", disk: g.kind === "image" ? f.overlay : g.disk, seed: f.seed };
   return {
     qmp: f.qmp,
     qga: f.qga,

@@ -1,5 +1,6 @@
 // Resolution: a valid topology becomes a Lab, with every default and derived value filled in one place.
 import { parseForward } from "../model/forward.js";
+import { DEFAULT_SSH_USER } from "../model/images.js";
 import { broadcast, formatIpv4, parseCidr, parseIpv4, type Subnet } from "../model/ipv4.js";
 import type { Forward, Lab, Network, Nic, Vm } from "../model/lab.js";
 import type { NetworkSpec, Topology, VmSpec } from "../model/schema.js";
@@ -181,8 +182,24 @@ function resolveVm(
         append: spec.append ?? null,
       }
     : spec.disk
-      ? { kind: "disk", disk: spec.disk, sshKey: spec.sshKey ?? null }
-      : { kind: "builtin" };
+      ? {
+          kind: "disk",
+          disk: spec.disk,
+          sshKey: spec.sshKey ?? null,
+          sshUser: spec.sshUser ?? DEFAULT_SSH_USER,
+        }
+      : spec.image !== undefined
+        ? {
+            kind: "image",
+            image:
+              typeof spec.image === "string"
+                ? { kind: "named", name: spec.image }
+                : { kind: "url", url: spec.image.url, sha256: spec.image.sha256!.toLowerCase() },
+            sshKey: spec.sshKey ?? null,
+            sshUser: spec.sshUser ?? DEFAULT_SSH_USER,
+            persist: spec.persist ?? false,
+          }
+        : { kind: "builtin" };
   return {
     name,
     nics,
