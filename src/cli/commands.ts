@@ -16,6 +16,7 @@ import { registerImageCommands } from "./image-commands.js";
 import { examples, printJson, readTopology } from "./io.js";
 import { registerLabCommands } from "./lab-commands.js";
 import { registerPortCommands } from "./port-commands.js";
+import { registerSshCommands } from "./ssh-commands.js";
 
 function warn(warnings: Compiled["warnings"], json: boolean) {
   if (!json) for (const w of warnings) process.stderr.write(`${formatDiagnostic(w)}\n`);
@@ -26,6 +27,7 @@ export function registerCommands(program: Command): void {
   registerLabCommands(program);
   registerDoctor(program);
   registerPortCommands(program);
+  registerSshCommands(program);
   registerUiCommand(program);
   registerImageCommands(program);
 }

@@ -7,6 +7,7 @@ import { Journal } from "../host/journal.js";
 import { applyLinkBatch } from "../host/links.js";
 import { type ObserveOptions, observe } from "../host/observe.js";
 import type { Runner } from "../host/runner.js";
+import { qnetDataDir } from "../host/state.js";
 import { BATCHED, desiredAll, type LabPlan, observeRequest, planLab } from "../kinds/index.js";
 import type { Action, KindName, PlanEnv } from "../kinds/types.js";
 import type { HostFacts, Lab } from "../model/lab.js";
@@ -30,7 +31,13 @@ export function planEnv(
     cold?: boolean;
   },
 ): PlanEnv {
-  return { lab, ...opts, cold: opts.cold ?? false, bridgeNfPerNetns: bridgeNfSysctlsPerNetns() };
+  return {
+    lab,
+    ...opts,
+    dataDir: qnetDataDir(),
+    cold: opts.cold ?? false,
+    bridgeNfPerNetns: bridgeNfSysctlsPerNetns(),
+  };
 }
 
 /** Observe what the lab's kinds need, and plan them: what `plan`, `status` and `up` all start from. */

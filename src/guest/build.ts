@@ -50,6 +50,8 @@ export interface BuiltGuest {
   key: string;
   /** True when the cache already held this build. */
   cached: boolean;
+  /** The guest runs an SSH server (dropbear) when QEMU gives it keys over fw_cfg. */
+  ssh: boolean;
 }
 
 /** `${XDG_CACHE_HOME:-$HOME/.cache}/qnet/guest`. */
@@ -143,7 +145,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
     const kernelOut = join(dir, name);
     if ((await exists(kernelOut)) && (await exists(initrdOut))) {
       progress(`guest ${key.slice(0, 12)} found in the cache`);
-      return { kernel: kernelOut, initrd: initrdOut, key, cached: true };
+      return { kernel: kernelOut, initrd: initrdOut, key, cached: true, ssh };
     }
   }
 
@@ -177,7 +179,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   progress(
     `guest ${key.slice(0, 12)} built: ${initrdOut} (${Math.round(initrd.length / 1024)} KiB)`,
   );
-  return { kernel: kernelOut, initrd: initrdOut, key, cached: false };
+  return { kernel: kernelOut, initrd: initrdOut, key, cached: false, ssh };
 }
 
 function explicitKernel(kernel: string, modules?: string): { kernel: string; modulesDir: string } {

@@ -300,7 +300,15 @@ ${ssh}`;
 function sshBlock(dropbear: string, libPath: string): string {
   return `# SSH: dropbear with the pinned host key and the lab's keys, both from QEMU's fw_cfg.
 FW=/sys/firmware/qemu_fw_cfg/by_name
-if [ -s "$FW/${FW_CFG_HOST_KEY}/raw" ] && [ -s "$FW/${FW_CFG_AUTHORIZED_KEYS}/raw" ]; then
+# A restored template's fw_cfg directory is the template's (empty keys): read it anew.
+if [ -n "$WAS" ] && [ -e ${GUEST_MODULE_DIR}/qemu_fw_cfg.ko ]; then
+  rmmod qemu_fw_cfg 2>/dev/null && insmod ${GUEST_MODULE_DIR}/qemu_fw_cfg.ko
+fi
+# Both keys there and not empty (a template's are): their sysfs size says so (raw's stat does not).
+hk=0; ak=0
+read -r hk < "$FW/${FW_CFG_HOST_KEY}/size" 2>/dev/null
+read -r ak < "$FW/${FW_CFG_AUTHORIZED_KEYS}/size" 2>/dev/null
+if [ "\${hk:-0}" -gt 0 ] && [ "\${ak:-0}" -gt 0 ]; then
   [ -f /run/dropbear.pid ] && read -r old < /run/dropbear.pid && kill "$old" 2>/dev/null
   mkdir -p /etc/dropbear /root/.ssh
   chmod 700 /root /root/.ssh /etc/dropbear

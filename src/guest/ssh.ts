@@ -15,12 +15,18 @@ export interface BuiltinSshFiles {
   authorizedKeysFile: string;
 }
 
+/** The fw_cfg files that give a built-in guest its SSH keys (VmRuntime.fwCfg). */
+export function builtinSshFwCfg(f: BuiltinSshFiles): { name: string; file: string }[] {
+  return [
+    { name: FW_CFG_HOST_KEY, file: f.hostKeyFile },
+    { name: FW_CFG_AUTHORIZED_KEYS, file: f.authorizedKeysFile },
+  ];
+}
+
 /** The QEMU arguments that give a built-in guest its SSH keys. */
 export function builtinSshArgs(f: BuiltinSshFiles): string[] {
-  return [
+  return builtinSshFwCfg(f).flatMap((e) => [
     "-fw_cfg",
-    qemuOpts(`name=${FW_CFG_HOST_KEY}`, [["file", f.hostKeyFile]]),
-    "-fw_cfg",
-    qemuOpts(`name=${FW_CFG_AUTHORIZED_KEYS}`, [["file", f.authorizedKeysFile]]),
-  ];
+    qemuOpts(`name=${e.name}`, [["file", e.file]]),
+  ]);
 }

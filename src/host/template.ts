@@ -78,12 +78,7 @@ export async function ensureTemplate(opts: {
   /** Templates asked for in this run, by key: VMs of one layout share one build. */
   memo: Map<string, Promise<Template>>;
 }): Promise<Template> {
-  const key = templateKey(
-    opts.vm,
-    opts.facts,
-    opts.guest.key,
-    await qemuVersion(opts.vm.qemu.binary),
-  );
+  const key = templateKey(opts.vm, opts.facts, opts.guest, await qemuVersion(opts.vm.qemu.binary));
   let t = opts.memo.get(key);
   if (!t) {
     t = makeTemplate(key, opts);
@@ -118,6 +113,7 @@ async function makeTemplate(
     },
   );
   mkdirSync(tmp, { mode: 0o700 });
+  for (const f of [tf.sshHostKey, tf.sshAuthorizedKeys]) writeFileSync(f, "", { mode: 0o600 });
   const t0 = Date.now();
   opts.progress(
     `VM template ${key.slice(0, 12)}: booting the built-in guest once (cached afterwards)`,

@@ -15,14 +15,17 @@ import {
 import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { type BuiltGuest, buildGuest } from "../guest/build.js";
+import { builtinSshFwCfg } from "../guest/ssh.js";
 import type { Action } from "../kinds/types.js";
 import type { VmPayload } from "../kinds/vm.js";
 import type { HostFacts, Lab, Vm } from "../model/lab.js";
-import { vmFiles, vmRuntime } from "../model/paths.js";
+import { overlayPath, vmFiles, vmRuntime } from "../model/paths.js";
 import { builtinAppend } from "../render/guest-boot.js";
 import type { VmRuntime } from "../render/qemu-args.js";
 import { qemuNameArg, vmArgv } from "../render/qemu-args.js";
-import { writeCloudInitSeed } from "./cloud-init-seed.js";
+import { builtinSshFiles } from "../ssh/builtin.js";
+import { type LabSshKey, labSshKey } from "../ssh/keys.js";
+import { baseImage } from "./disks.js";
 import { writeFileAtomic } from "./files.js";
 import { waitForAgent } from "./guest-agent.js";
 import type { Journal } from "./journal.js";
@@ -30,6 +33,7 @@ import { livePid } from "./pidfile.js";
 import { undoProcess } from "./process.js";
 import { QmpClient, qmpQueryStatus } from "./qmp.js";
 import { inNetns, type Runner } from "./runner.js";
+import { qnetDataDir } from "./state.js";
 import { ensureTemplate, restoreFromTemplate, type Template } from "./template.js";
 
 /** The string in QEMU's argv (`-name …,process=`) that proves a PID is this lab's VM. */
@@ -222,20 +226,34 @@ export async function applyVms(
   mkdirSync(join(ctx.stateDir, "vm"), { recursive: true, mode: 0o700 });
   const waitMs = (opts.waitSeconds ?? 120) * 1000;
   const templates = new Map<string, Promise<Template>>();
-  const cold = (vm: Vm) =>
-    launchVm(
-      ctx,
+  // The lab's login key, made once (VMs start in parallel).
+  let loginKey: Promise<LabSshKey> | undefined;
+  /** The runtime of `vm`: its guest (built-in, image or its own), its disks, its SSH keys. */
+  const runtime = async (vm: Vm): Promise<VmRuntime> => {
+    const image =
+      vm.guest.kind === "image"
+        ? {
+            boot: (await baseImage(vm.guest.image, progress)).boot,
+            overlay: overlayPath(ctx.stateDir, qnetDataDir(), lab.name, vm),
+          }
+        : undefined;
+    const rt = vmRuntime(
+      ctx.stateDir,
       vm,
-      vmRuntime(ctx.stateDir, vm, {
-        kernel: guest?.kernel ?? "",
-        initrd: guest?.initrd ?? "",
-        append: builtinAppend(lab, vm),
-      }),
+      { kernel: guest?.kernel ?? "", initrd: guest?.initrd ?? "", append: builtinAppend(lab, vm) },
+      image,
     );
+    if (vm.guest.kind !== "builtin" || !guest?.ssh) return rt;
+    // The built-in guest's SSH server: its pinned host key and the lab's key, as files over fw_cfg.
+    loginKey ??= labSshKey(ctx.stateDir, lab.name, lab.sshKey ?? undefined);
+    const files = await builtinSshFiles(ctx.stateDir, vm.name, [(await loginKey).publicKey]);
+    return { ...rt, fwCfg: builtinSshFwCfg(files) };
+  };
+  const cold = async (vm: Vm) => launchVm(ctx, vm, await runtime(vm));
   const instant = async (vm: Vm) => {
     const template = await ensureTemplate({ ...ctx, vm, guest: guest!, memo: templates });
     const f = vmFiles(ctx.stateDir, vm.name);
-    const rt = vmRuntime(ctx.stateDir, vm, { kernel: "", initrd: "", append: "" });
+    const rt = await runtime(vm);
     await launchVm(ctx, vm, {
       ...rt,
       boot: { kind: "restore", ram: { path: template.ram, share: false } },
@@ -256,8 +274,6 @@ export async function applyVms(
         progress(`VM ${vm.name}: restarting (its tap was made anew)`);
         await stopVm(ctx, vm);
       }
-      if (vm.guest.kind === "disk")
-        await writeCloudInitSeed(lab, vm, f.seed, join(ctx.stateDir, "vm"));
       const t0 = Date.now();
       let reason = p.cold;
       if (reason === null) {

@@ -17,6 +17,8 @@ import { macvtapKind } from "./macvtap.js";
 import { moduleKind } from "./module.js";
 import { netnsKind } from "./netns.js";
 import { nftTableKind } from "./nft-table.js";
+import { overlayKind } from "./overlay.js";
+import { seedKind } from "./seed.js";
 import { sysctlKind } from "./sysctl.js";
 import { tapKind } from "./tap.js";
 import type { Action, Kind, KindName, PlanEnv, Verdict } from "./types.js";
@@ -26,7 +28,8 @@ import { vmKind } from "./vm.js";
 /**
  * Every kind, in apply order: the namespace, kernel features, the LAN uplink moves, then every link
  * (bridges, their addresses, taps, macvtaps: one `ip -batch`), the sysctls that need those links, the
- * lab's nft table, accept rules in foreign firewalls, dnsmasq, the hosts file, and last the VMs.
+ * lab's nft table, accept rules in foreign firewalls, dnsmasq, the hosts file, the disks of image VMs
+ * (overlays over cached images, cloud-init seeds), and last the VMs.
  */
 // biome-ignore lint/suspicious/noExplicitAny: each row has its own desired type
 export const KINDS: readonly Kind<any>[] = [
@@ -42,6 +45,8 @@ export const KINDS: readonly Kind<any>[] = [
   firewallKind,
   dnsmasqKind,
   hostsKind,
+  overlayKind,
+  seedKind,
   vmKind,
 ];
 
@@ -82,6 +87,7 @@ export function observeRequest(
     req.sysctls.push(...(r.sysctls ?? []));
     req.modules.push(...(r.modules ?? []));
     req.files.push(...(r.files ?? []));
+    req.exists.push(...(r.exists ?? []));
     req.qmp.push(...(r.qmp ?? []));
     req.uplinks.push(...(r.uplinks ?? []));
     for (const p of r.processes ?? []) procs.set(processKey(p), p);

@@ -17,6 +17,8 @@ export type KindName =
   | "firewall"
   | "dnsmasq"
   | "hosts"
+  | "overlay"
+  | "seed"
   | "vm";
 
 export type ObjectState = "present" | "missing" | "drifted";
@@ -26,6 +28,8 @@ export interface PlanEnv {
   lab: Lab;
   /** The lab's state directory (paths of its files; nothing is read from it here). */
   stateDir: string;
+  /** Where what outlives the lab is kept (`persist: true` overlays): ~/.local/share/qnet. */
+  dataDir: string;
   /** The namespace the lab runs in (null: the one qnet runs in). */
   netns: string | null;
   /** Start and watch the VMs (false: `up --no-vms`). */

@@ -107,6 +107,8 @@ export interface Lab {
    * allows it (a cold boot otherwise); `cold` always boots.
    */
   boot: "instant" | "cold";
+  /** The lab's login key as the file gives it (a public key line or a private key's path), or null. */
+  sshKey: string | null;
   /** Networks and VMs in a deterministic order (sorted by name). */
   networks: Network[];
   vms: Vm[];

@@ -143,6 +143,13 @@ export const TopologySchema = z
       .optional()
       .describe("network namespace the lab runs in"),
     user: z.string().regex(USER_RE).optional().describe("owner of the lab's taps"),
+    sshKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "the lab's login key: an OpenSSH public key line, or the path of a private key; default: a key pair made for the lab",
+      ),
     networks: z.record(name("a network name"), NetworkSchema),
     vms: z.record(name("a VM name"), VmSchema),
   })

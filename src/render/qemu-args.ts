@@ -1,5 +1,6 @@
 // QEMU argv: the network fragment of a VM (`qnet args`) and the full command line qnet launches.
 import type { HostFacts, Lab, Network, Nic, Vm } from "../model/lab.js";
+import { imageBootArgs } from "./image-args.js";
 import { qemuOpts, qemuValue } from "./qemu-escape.js";
 
 /** vhost-net accelerates virtio-net over tap; multi-queue needs virtio-net and more than one vCPU. */
@@ -87,7 +88,17 @@ export interface VmRuntime {
         ram?: GuestRam;
       }
     | { kind: "disk"; disk: string; seed: string | null }
+    | {
+        kind: "image";
+        /** A built image's kernel (direct boot); null: the firmware boots the disk. */
+        boot: { kernel: string; initrd: string; append: string } | null;
+        /** The VM's copy-on-write disk over the cached base image. */
+        overlay: string;
+        seed: string;
+      }
     | { kind: "restore"; ram: GuestRam };
+  /** Files the guest reads through fw_cfg (the built-in guest's SSH keys: never on the command line). */
+  fwCfg?: { name: string; file: string }[];
 }
 
 /** Guest RAM backed by a file: `share` writes go to the file (a template), else copy-on-write. */
@@ -145,6 +156,8 @@ export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): strin
     if (rt.boot.append) argv.push("-append", rt.boot.append);
   } else if (rt.boot.kind === "restore") {
     argv.push("-incoming", "defer");
+  } else if (rt.boot.kind === "image") {
+    argv.push(...imageBootArgs(rt.boot));
   } else {
     argv.push(
       "-drive",
@@ -164,6 +177,8 @@ export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): strin
       );
     }
   }
+  for (const f of rt.fwCfg ?? [])
+    argv.push("-fw_cfg", qemuOpts(`name=${f.name}`, [["file", f.file]]));
   // No NIC option ROM: qnet boots kernels directly or from disk, never by PXE; skipping it saves boot time.
   for (const model of [...new Set(vm.nics.map((n) => n.model))].sort()) {
     argv.push("-global", `${qemuValue(model)}.romfile=`);

@@ -2,6 +2,7 @@
 // template's own command line, and its cache key (everything the restore must match; nothing per VM).
 import { createHash } from "node:crypto";
 import { guestCmdline } from "../guest/init-script.js";
+import { builtinSshFwCfg } from "../guest/ssh.js";
 import type { HostFacts, Lab, UserNetwork, Vm } from "../model/lab.js";
 import { isVirtioNet, vmArgv } from "./qemu-args.js";
 
@@ -32,6 +33,9 @@ export const templateFiles = (dir: string) => ({
   serial: `${dir}/serial`,
   serialLog: `${dir}/console.log`,
   pidfile: `${dir}/pid`,
+  /** Empty stand-ins of the SSH key files a VM gets over fw_cfg (same fw_cfg layout, no keys). */
+  sshHostKey: `${dir}/no-host-key`,
+  sshAuthorizedKeys: `${dir}/no-authorized-keys`,
 });
 
 /**
@@ -42,7 +46,7 @@ export const templateFiles = (dir: string) => ({
 export function templateArgv(
   vm: Vm,
   facts: HostFacts,
-  guest: { kernel: string; initrd: string },
+  guest: { kernel: string; initrd: string; ssh: boolean },
   dir: string,
   tag: string,
 ): string[] {
@@ -72,7 +76,14 @@ export function templateArgv(
       tap: null,
     })),
   };
-  const lab: Lab = { name: tag, netns: null, boot: "instant", networks: [net], vms: [tvm] };
+  const lab: Lab = {
+    name: tag,
+    netns: null,
+    boot: "instant",
+    sshKey: null,
+    networks: [net],
+    vms: [tvm],
+  };
   const f = templateFiles(dir);
   const argv = vmArgv(lab, tvm, facts, {
     ...f,
@@ -83,6 +94,14 @@ export function templateArgv(
       append: guestCmdline({ hostname: "template", nics: [] }),
       ram: { path: f.ram, share: true },
     },
+    ...(guest.ssh
+      ? {
+          fwCfg: builtinSshFwCfg({
+            hostKeyFile: f.sshHostKey,
+            authorizedKeysFile: f.sshAuthorizedKeys,
+          }),
+        }
+      : {}),
   });
   // Each NIC on a hub port of its own: a backend without state of its own to save (user networking
   // saves its own section, which a VM on a tap could not load).
@@ -97,12 +116,18 @@ export function templateArgv(
 export function templateKey(
   vm: Vm,
   facts: HostFacts,
-  guestKey: string,
+  guest: { key: string; ssh: boolean },
   qemuVersion: string,
 ): string {
-  const argv = templateArgv(vm, facts, { kernel: "@kernel", initrd: "@initrd" }, "@T", "tpl");
+  const argv = templateArgv(
+    vm,
+    facts,
+    { kernel: "@kernel", initrd: "@initrd", ssh: guest.ssh },
+    "@T",
+    "tpl",
+  );
   return createHash("sha256")
-    .update(JSON.stringify([TEMPLATE_FORMAT, qemuVersion, guestKey, argv]))
+    .update(JSON.stringify([TEMPLATE_FORMAT, qemuVersion, guest.key, argv]))
     .digest("hex")
     .slice(0, 32);
 }

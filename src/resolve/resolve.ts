@@ -81,7 +81,14 @@ export function resolveLab(t: Topology): Lab {
   const vms: Vm[] = byName(t.vms).map(([name, spec]) =>
     resolveVm(t, name, spec, netByName, macs, ifnames, allocate),
   );
-  return { name: t.name, netns: t.netns ?? null, boot: t.boot ?? "instant", networks, vms };
+  return {
+    name: t.name,
+    netns: t.netns ?? null,
+    boot: t.boot ?? "instant",
+    sshKey: t.sshKey ?? null,
+    networks,
+    vms,
+  };
 }
 
 function resolveNetwork(

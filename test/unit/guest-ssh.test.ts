@@ -33,7 +33,7 @@ describe("the configure script with dropbear (run by /init at boot and after a r
       assert.ok(i >= 0, `missing: ${s}`);
       return i;
     };
-    assert.ok(at(`[ -s "$FW/${FW_CFG_HOST_KEY}/raw" ]`) > at("/etc/hosts"));
+    assert.ok(at(`read -r hk < "$FW/${FW_CFG_HOST_KEY}/size"`) > at("/etc/hosts"));
     assert.ok(at(`$FW/${FW_CFG_HOST_KEY}/raw" > /etc/dropbear/host_key`) > 0);
     assert.ok(at(`$FW/${FW_CFG_AUTHORIZED_KEYS}/raw" > /root/.ssh/authorized_keys`) > 0);
     assert.ok(at("umask 077") < at("> /etc/dropbear/host_key"));

@@ -138,6 +138,7 @@ function checkPlans(lab: Lab, stateDir: string, machine: HostFacts): void {
   const env = {
     lab,
     stateDir,
+    dataDir: "/var/lib/qnet",
     netns: lab.netns,
     vms: true,
     cold: false,

@@ -28,6 +28,7 @@ describe("JSON Schema", () => {
       "name",
       "netns",
       "networks",
+      "sshKey",
       "user",
       "vms",
     ]);
