@@ -12,10 +12,12 @@ import {
 import type { Compiled } from "../load/compile.js";
 import { isName } from "../model/names.js";
 import { registerUiCommand } from "../ui/command.js";
+import { registerImageCommands } from "./image-commands.js";
 import { examples, printJson, readTopology } from "./io.js";
 import { registerLabCommands } from "./lab-commands.js";
 import { registerLinkCommands } from "./link-commands.js";
 import { registerPortCommands } from "./port-commands.js";
+import { registerSshCommands } from "./ssh-commands.js";
 
 function warn(warnings: Compiled["warnings"], json: boolean) {
   if (!json) for (const w of warnings) process.stderr.write(`${formatDiagnostic(w)}\n`);
@@ -27,7 +29,9 @@ export function registerCommands(program: Command): void {
   registerLinkCommands(program);
   registerDoctor(program);
   registerPortCommands(program);
+  registerSshCommands(program);
   registerUiCommand(program);
+  registerImageCommands(program);
 }
 
 function registerFileCommands(program: Command): void {

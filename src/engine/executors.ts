@@ -1,5 +1,6 @@
 // How each kind's actions are carried out on the host: one static, exhaustive table. Link kinds have no
 // executor of their own: the engine runs all their lines in one `ip -batch`.
+import { applyOverlays, applySeeds } from "../host/disks.js";
 import { applyDnsmasq } from "../host/dnsmasq.js";
 import { applyHostsBlock } from "../host/hosts-file.js";
 import { applyImpairs } from "../host/impair.js";
@@ -38,5 +39,7 @@ export const EXECUTORS: { [K in KindName]: Executor | "ip-batch" } = {
   firewall: (actions, ctx) => applyAcceptRules(actions, ctx.runner),
   dnsmasq: (actions, ctx) => applyDnsmasq(actions, ctx.runner),
   hosts: (actions, ctx) => applyHostsBlock(actions, ctx.lab.name),
+  overlay: (actions, ctx) => applyOverlays(actions, ctx.progress),
+  seed: (actions, ctx) => applySeeds(actions, ctx.lab, ctx.stateDir),
   vm: (actions, ctx) => applyVms(actions, ctx, ctx.options),
 };

@@ -213,6 +213,8 @@ export interface ObserveRequest {
   defaultRoute: boolean;
   /** Files read by path (in the host's mount namespace). */
   files: string[];
+  /** Paths whose existence alone matters (disk overlays: never read). */
+  exists: string[];
   processes: ProcessKey[];
   /** QMP sockets of running VMs whose run state matters (VM name → socket). */
   qmp: { vm: string; socket: string; key: ProcessKey }[];
@@ -234,6 +236,7 @@ export const emptyRequest = (): ObserveRequest => ({
   listeners: false,
   defaultRoute: false,
   files: [],
+  exists: [],
   processes: [],
   qmp: [],
   uplinks: [],
@@ -259,6 +262,8 @@ export interface Observation {
   listeners: Listener[] | null;
   /** path → content, null when the file does not exist. */
   files: Map<string, string | null>;
+  /** The paths of ObserveRequest.exists that exist. */
+  existing: Set<string>;
   /** processKey → live PID, or null. */
   processes: Map<string, number | null>;
   /** VM name → QMP run state ("running", "paused", ...), for VMs whose QEMU answered. */
@@ -291,6 +296,7 @@ export function emptyObservation(netns: string | null, netnsExists: boolean): Ob
     iptables: [],
     listeners: null,
     files: new Map(),
+    existing: new Set(),
     processes: new Map(),
     vmStates: new Map(),
     uplinks: new Map(),

@@ -165,6 +165,7 @@ export async function observe(
   // Host-wide facts: modules, files, processes (pidfiles are ours; /proc is the host's).
   for (const m of req.modules) if (featurePresent(m, sys)) obs.modules.add(m);
   for (const f of req.files) obs.files.set(f, readOrNull(f));
+  for (const p of req.exists) if (existsSync(p)) obs.existing.add(p);
   for (const p of req.processes) obs.processes.set(processKey(p), livePid(p.pidfile, p.match));
   obs.kernelFeatures = kernelFeatures(req.kernelFeatures ?? [], sys);
   const qmp = Promise.all(

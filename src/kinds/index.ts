@@ -19,6 +19,8 @@ import { macvtapKind } from "./macvtap.js";
 import { moduleKind } from "./module.js";
 import { netnsKind } from "./netns.js";
 import { nftTableKind } from "./nft-table.js";
+import { overlayKind } from "./overlay.js";
+import { seedKind } from "./seed.js";
 import { sysctlKind } from "./sysctl.js";
 import { tapKind } from "./tap.js";
 import type { Action, Kind, KindName, PlanEnv, Verdict } from "./types.js";
@@ -28,8 +30,9 @@ import { vmKind } from "./vm.js";
 /**
  * Every kind, in apply order: the namespace, kernel features, the LAN uplink moves, then every link
  * (bridges, their addresses, taps, macvtaps, ifbs: one `ip -batch`), the impairments on taps and ifbs
- * (one `tc -batch`), the sysctls that need those links, the
- * lab's nft table, accept rules in foreign firewalls, dnsmasq, the hosts file, and last the VMs.
+ * (one `tc -batch`), the sysctls that need those links, the lab's nft table, accept rules in foreign
+ * firewalls, dnsmasq, the hosts file, the disks of image VMs (overlays over cached images, cloud-init
+ * seeds), and last the VMs.
  */
 // biome-ignore lint/suspicious/noExplicitAny: each row has its own desired type
 export const KINDS: readonly Kind<any>[] = [
@@ -47,6 +50,8 @@ export const KINDS: readonly Kind<any>[] = [
   firewallKind,
   dnsmasqKind,
   hostsKind,
+  overlayKind,
+  seedKind,
   vmKind,
 ];
 
@@ -93,6 +98,7 @@ export function observeRequest(
     req.sysctls.push(...(r.sysctls ?? []));
     req.modules.push(...(r.modules ?? []));
     req.files.push(...(r.files ?? []));
+    req.exists.push(...(r.exists ?? []));
     req.qmp.push(...(r.qmp ?? []));
     req.uplinks.push(...(r.uplinks ?? []));
     if (r.qdiscs) req.qdiscs = true;

@@ -115,7 +115,9 @@ export function renderPlanText(p: PlanView): string {
         ? "built-in guest"
         : vm.guest.kind === "kernel"
           ? `kernel ${vm.guest.kernel}`
-          : `disk ${vm.guest.disk}`;
+          : vm.guest.kind === "image"
+            ? `image ${vm.guest.image.kind === "named" ? vm.guest.image.name : vm.guest.image.url}`
+            : `disk ${vm.guest.disk}`;
     out.push(`  ${vm.name}  ${vm.cpus} vCPU  ${vm.memory} MiB  ${guest}`);
     for (const nic of vm.nics) {
       out.push(

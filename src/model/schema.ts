@@ -123,7 +123,22 @@ export const VmSchema = z.strictObject({
   initrd: z.string().min(1).optional(),
   append: z.string().optional(),
   disk: z.string().min(1).optional().describe("disk image; a cloud-init seed is attached"),
-  sshKey: z.string().optional().describe("public key for the cloud-init seed of a disk image"),
+  image: z
+    .union([
+      z.string().describe("an image qnet builds: debian-12, debian-13"),
+      z.strictObject({
+        url: z.string().describe("http(s) URL of a qcow2 or raw image"),
+        sha256: z.string().optional().describe("its sha256 (required: downloads are verified)"),
+      }),
+    ])
+    .optional()
+    .describe("boot from a copy-on-write overlay of this image, with a cloud-init seed"),
+  sshKey: z
+    .string()
+    .optional()
+    .describe("public key authorized in a disk or image VM, besides the lab's key"),
+  sshUser: z.string().optional().describe("login cloud-init creates (default qnet)"),
+  persist: z.boolean().optional().describe("keep the image overlay on `down` (default false)"),
   memory: z.number().int().min(16).max(1048576).optional().describe("MiB, default 256"),
   cpus: z.number().int().min(1).max(255).optional().describe("default 1"),
   user: z.string().regex(USER_RE).optional().describe("owner of this VM's taps"),
@@ -134,12 +149,25 @@ export const TopologySchema = z
   .strictObject({
     $schema: z.string().optional(),
     name: name("the lab name"),
+    boot: z
+      .enum(["instant", "cold"])
+      .optional()
+      .describe(
+        "instant (default): VMs of the built-in guest start from a booted template when their layout allows; cold: always boot",
+      ),
     netns: z
       .string()
       .regex(NETNS_RE, { message: NETNS_RULE })
       .optional()
       .describe("network namespace the lab runs in"),
     user: z.string().regex(USER_RE).optional().describe("owner of the lab's taps"),
+    sshKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "the lab's login key: an OpenSSH public key line, or the path of a private key; default: a key pair made for the lab",
+      ),
     networks: z.record(name("a network name"), NetworkSchema),
     vms: z.record(name("a VM name"), VmSchema),
   })

@@ -1,5 +1,6 @@
 // Resolution: a valid topology becomes a Lab, with every default and derived value filled in one place.
 import { parseForward } from "../model/forward.js";
+import { DEFAULT_SSH_USER } from "../model/images.js";
 import { mergeImpairments, parseImpairSpec } from "../model/impair.js";
 import { broadcast, formatIpv4, parseCidr, parseIpv4, type Subnet } from "../model/ipv4.js";
 import type { Forward, Lab, Network, Nic, Vm } from "../model/lab.js";
@@ -81,7 +82,14 @@ export function resolveLab(t: Topology): Lab {
   const vms: Vm[] = byName(t.vms).map(([name, spec]) =>
     resolveVm(t, name, spec, netByName, macs, ifnames, allocate),
   );
-  return { name: t.name, netns: t.netns ?? null, networks, vms };
+  return {
+    name: t.name,
+    netns: t.netns ?? null,
+    boot: t.boot ?? "instant",
+    sshKey: t.sshKey ?? null,
+    networks,
+    vms,
+  };
 }
 
 function resolveNetwork(
@@ -188,8 +196,24 @@ function resolveVm(
         append: spec.append ?? null,
       }
     : spec.disk
-      ? { kind: "disk", disk: spec.disk, sshKey: spec.sshKey ?? null }
-      : { kind: "builtin" };
+      ? {
+          kind: "disk",
+          disk: spec.disk,
+          sshKey: spec.sshKey ?? null,
+          sshUser: spec.sshUser ?? DEFAULT_SSH_USER,
+        }
+      : spec.image !== undefined
+        ? {
+            kind: "image",
+            image:
+              typeof spec.image === "string"
+                ? { kind: "named", name: spec.image }
+                : { kind: "url", url: spec.image.url, sha256: spec.image.sha256!.toLowerCase() },
+            sshKey: spec.sshKey ?? null,
+            sshUser: spec.sshUser ?? DEFAULT_SSH_USER,
+            persist: spec.persist ?? false,
+          }
+        : { kind: "builtin" };
   return {
     name,
     nics,

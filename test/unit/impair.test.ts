@@ -207,6 +207,8 @@ describe("the impair kind's diff", () => {
   const env = (l: Lab): PlanEnv => ({
     lab: l,
     stateDir: "/run/qnet/t",
+    dataDir: "/var/lib/qnet-test",
+    cold: false,
     netns: null,
     vms: false,
     machine: { kvm: false, vhost: false },

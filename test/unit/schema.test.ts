@@ -24,9 +24,11 @@ describe("JSON Schema", () => {
     assert.equal(schema.additionalProperties, false);
     assert.deepEqual(Object.keys(schema.properties as object).sort(), [
       "$schema",
+      "boot",
       "name",
       "netns",
       "networks",
+      "sshKey",
       "user",
       "vms",
     ]);
