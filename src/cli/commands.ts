@@ -12,9 +12,12 @@ import {
 import type { Compiled } from "../load/compile.js";
 import { isName } from "../model/names.js";
 import { registerUiCommand } from "../ui/command.js";
+import { registerImageCommands } from "./image-commands.js";
 import { examples, printJson, readTopology } from "./io.js";
 import { registerLabCommands } from "./lab-commands.js";
+import { registerLinkCommands } from "./link-commands.js";
 import { registerPortCommands } from "./port-commands.js";
+import { registerSshCommands } from "./ssh-commands.js";
 
 /** `qnet plan` options (a named type keeps the action on one line). */
 type PlanOptions = { json?: boolean; stateDir: string; netns?: string; host?: string };
@@ -26,9 +29,12 @@ function warn(warnings: Compiled["warnings"], json: boolean) {
 export function registerCommands(program: Command): void {
   registerFileCommands(program);
   registerLabCommands(program);
+  registerLinkCommands(program);
   registerDoctor(program);
   registerPortCommands(program);
+  registerSshCommands(program);
   registerUiCommand(program);
+  registerImageCommands(program);
 }
 
 function registerFileCommands(program: Command): void {
@@ -173,7 +179,12 @@ function registerFileCommands(program: Command): void {
         const { readLiveLab, toDiagramState } = await import("../lab/live.js");
         const live = await readLiveLab(running.dir, running.record.lab);
         // `up --netns` puts a lab in a namespace its file does not name: show where it runs.
-        const lab = { ...running.record.lab, netns: recordNetns(running.record) };
+        const { withLiveImpairments } = await import("../model/impair-live.js");
+        const { readLiveImpairments } = await import("../host/impair-live.js");
+        const lab = {
+          ...withLiveImpairments(running.record.lab, readLiveImpairments(running.dir)),
+          netns: recordNetns(running.record),
+        };
         process.stdout.write(render(lab, toDiagramState(live)));
         return;
       }

@@ -37,6 +37,10 @@ export function registerLabCommands(program: Command): void {
     )
     .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
     .option("--no-vms", "bring up only the network; start QEMU yourself with `qnet args`")
+    .option(
+      "--cold",
+      "boot every VM cold instead of restoring the built-in guest from a template (also QNET_BOOT=cold)",
+    )
     .option("--wait <seconds>", "time to wait for every guest agent", seconds, 120)
     .option(
       "--keep-on-failure",
@@ -48,6 +52,7 @@ export function registerLabCommands(program: Command): void {
       seconds,
     )
     .option("--json", "print the result as JSON")
+    .option("--timings", "print how long each phase took (on stderr; in the JSON with --json)")
     .option("-q, --quiet", "no progress lines")
     .addHelpText(
       "after",
@@ -66,11 +71,13 @@ export function registerLabCommands(program: Command): void {
           host?: string;
           stateDir: string;
           vms: boolean;
+          cold?: boolean;
           wait: number;
           keepOnFailure?: boolean;
           confirm?: number;
           json?: boolean;
           quiet?: boolean;
+          timings?: boolean;
         },
       ) => {
         const compiled = await readTopology(file);
@@ -101,18 +108,28 @@ export function registerLabCommands(program: Command): void {
               stateRoot: o.stateDir,
               netns: o.netns ?? null,
               noVms: !o.vms,
+              cold: !!o.cold || process.env.QNET_BOOT === "cold",
               waitSeconds: o.wait,
               keepOnFailure: !!o.keepOnFailure,
               ...(o.confirm !== undefined ? { confirmSeconds: o.confirm } : {}),
               ...(confirmation ? { confirmation } : {}),
               file,
               progress,
+              timings: !!o.timings,
             });
           } finally {
             // Stop listening for Enter, or stdin would keep the process alive.
             if (confirmation) process.stdin.destroy();
           }
         })();
+        if (o.timings && !o.json) {
+          const total = (r.timings ?? []).reduce((n, t) => n + t.ms, 0);
+          for (const t of r.timings ?? [])
+            process.stderr.write(`qnet: timing: ${String(t.ms).padStart(6)} ms  ${t.phase}\n`);
+          process.stderr.write(
+            `qnet: timing: ${String(total).padStart(6)} ms  in all (after start-up)\n`,
+          );
+        }
         if (o.json) printJson(r);
         else if (r.changes.length === 0)
           process.stdout.write(`lab ${r.lab} is up; nothing to change\n`);

@@ -25,4 +25,25 @@ export interface ExecContext {
   options: ExecOptions;
   /** Progress lines for people (stderr); silent under --json. */
   progress: (msg: string) => void;
+  /** Each phase's duration, in the order run (`up --timings`). */
+  timings?: Timing[];
+}
+
+export interface Timing {
+  phase: string;
+  ms: number;
+}
+
+/** Run `fn`, adding its duration to `timings` under `phase`. */
+export async function timed<T>(
+  timings: Timing[] | undefined,
+  phase: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    timings?.push({ phase, ms: Math.round(performance.now() - t0) });
+  }
 }

@@ -3,14 +3,17 @@
 import { release } from "node:os";
 import { UserError } from "../errors.js";
 import type { Observation } from "../facts/types.js";
+import { readLiveImpairments } from "../host/impair-live.js";
 import { Journal } from "../host/journal.js";
 import { applyLinkBatch } from "../host/links.js";
 import { type ObserveOptions, observe } from "../host/observe.js";
 import type { Runner } from "../host/runner.js";
+import { qnetDataDir } from "../host/state.js";
 import { BATCHED, desiredAll, type LabPlan, observeRequest, planLab } from "../kinds/index.js";
 import type { Action, KindName, PlanEnv } from "../kinds/types.js";
+import { withLiveImpairments } from "../model/impair-live.js";
 import type { HostFacts, Lab } from "../model/lab.js";
-import type { ExecContext } from "./context.js";
+import { type ExecContext, timed } from "./context.js";
 import { EXECUTORS } from "./executors.js";
 import { runUndos } from "./undo.js";
 
@@ -20,11 +23,27 @@ export function bridgeNfSysctlsPerNetns(kernel = release()): boolean {
   return major > 5 || (major === 5 && minor >= 3);
 }
 
+/**
+ * Everything a plan depends on. The lab's live impairments (`qnet impair`, kept in its state directory)
+ * take the place of the topology's, so plan, status and up agree with them.
+ */
 export function planEnv(
   lab: Lab,
-  opts: { stateDir: string; netns: string | null; vms: boolean; machine: HostFacts },
+  opts: {
+    stateDir: string;
+    netns: string | null;
+    vms: boolean;
+    machine: HostFacts;
+    cold?: boolean;
+  },
 ): PlanEnv {
-  return { lab, ...opts, bridgeNfPerNetns: bridgeNfSysctlsPerNetns() };
+  return {
+    lab: withLiveImpairments(lab, readLiveImpairments(opts.stateDir)),
+    ...opts,
+    dataDir: qnetDataDir(),
+    cold: opts.cold ?? false,
+    bridgeNfPerNetns: bridgeNfSysctlsPerNetns(),
+  };
 }
 
 /** Observe what the lab's kinds need, and plan them: what `plan`, `status` and `up` all start from. */
@@ -63,15 +82,18 @@ function groups(actions: Action[]): Action[][] {
 export async function applyActions(actions: Action[], ctx: ExecContext): Promise<string[]> {
   const notes: string[] = [];
   for (const group of groups(actions)) {
-    ctx.journal.record(...group.flatMap((a) => (a.undo ? [{ what: a.what, undo: a.undo }] : [])));
-    const exec = EXECUTORS[group[0]!.kind];
-    if (exec === "ip-batch") {
-      await applyLinkBatch(group, ctx);
-      ctx.progress(`host network: ${group.length} change(s) in one ip -batch`);
-    } else {
-      const said = await exec(group, ctx);
-      if (Array.isArray(said)) notes.push(...said);
-    }
+    const kinds = [...new Set(group.map((a) => a.kind))].join("+");
+    await timed(ctx.timings, `apply ${kinds} (${group.length})`, async () => {
+      ctx.journal.record(...group.flatMap((a) => (a.undo ? [{ what: a.what, undo: a.undo }] : [])));
+      const exec = EXECUTORS[group[0]!.kind];
+      if (exec === "ip-batch") {
+        await applyLinkBatch(group, ctx);
+        ctx.progress(`host network: ${group.length} change(s) in one ip -batch`);
+      } else {
+        const said = await exec(group, ctx);
+        if (Array.isArray(said)) notes.push(...said);
+      }
+    });
   }
   return notes;
 }

@@ -5,6 +5,7 @@ import { isAbsolute, normalize, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { undoFdb } from "../host/fdb.js";
 import { undoHostsBlock } from "../host/hosts-file.js";
+import { undoQdisc } from "../host/impair.js";
 import { Journal } from "../host/journal.js";
 import { undoLinks, waitForBatchProcesses } from "../host/links.js";
 import { undoNetns } from "../host/netns.js";
@@ -51,6 +52,7 @@ export const UNDO: { [K in Undo["kind"]]: Handler<K> } = {
   "uplink-move": (u, env) => undoUplinkMove(env.runner, u),
   "uplink-nmcli": (u, env) => undoUplinkNmcli(env.runner, u),
   fdb: (u, env) => undoFdb(u, env.runner),
+  qdisc: (u, env) => undoQdisc(u, env),
 };
 
 export async function undoOne(u: Undo, env: UndoEnv): Promise<void> {

@@ -194,6 +194,26 @@ export interface IptablesFacts {
   comments: Map<string, Set<string>>;
 }
 
+/** One qdisc, as `tc -json qdisc show` lists it. */
+export interface TcQdisc {
+  dev: string;
+  kind: string;
+  /** "5154:"; the kernel's default qdiscs show "0:". */
+  handle: string;
+  /** The parent class ("5154:1", "ffff:fff1" for ingress); null for a root qdisc. */
+  parent: string | null;
+  root: boolean;
+  options: Record<string, unknown>;
+}
+
+/** One ingress filter with actions, as `tc -json filter show dev X ingress` lists it. */
+export interface TcFilter {
+  pref: number | null;
+  kind: string;
+  /** The device a mirred action redirects to, or null. */
+  redirectTo: string | null;
+}
+
 /** A process qnet started, as found by its pidfile and checked by one exact argv element. */
 export interface ProcessKey {
   pidfile: string;
@@ -215,12 +235,20 @@ export interface ObserveRequest {
   defaultRoute: boolean;
   /** Files read by path (in the host's mount namespace). */
   files: string[];
+  /** Paths whose existence alone matters (disk overlays: never read). */
+  exists: string[];
   processes: ProcessKey[];
   /** QMP sockets of running VMs whose run state matters (VM name → socket). */
   qmp: { vm: string; socket: string; key: ProcessKey }[];
   uplinks: string[];
   /** The bridge forwarding database (`bridge -json fdb show`: VXLAN devices' remote VTEPs). */
   fdb?: boolean;
+  /** Read every qdisc of the namespace (`tc -json qdisc show`). */
+  qdiscs?: boolean;
+  /** Devices whose ingress filters to read (those that exist; one `tc -batch`). */
+  ingressFilters?: string[];
+  /** Kernel features (module names) whose presence to find out without loading anything. */
+  kernelFeatures?: string[];
 }
 
 export const emptyRequest = (): ObserveRequest => ({
@@ -232,6 +260,7 @@ export const emptyRequest = (): ObserveRequest => ({
   listeners: false,
   defaultRoute: false,
   files: [],
+  exists: [],
   processes: [],
   qmp: [],
   uplinks: [],
@@ -257,6 +286,8 @@ export interface Observation {
   listeners: Listener[] | null;
   /** path → content, null when the file does not exist. */
   files: Map<string, string | null>;
+  /** The paths of ObserveRequest.exists that exist. */
+  existing: Set<string>;
   /** processKey → live PID, or null. */
   processes: Map<string, number | null>;
   /** VM name → QMP run state ("running", "paused", ...), for VMs whose QEMU answered. */
@@ -264,6 +295,19 @@ export interface Observation {
   uplinks: Map<string, UplinkFacts>;
   /** null: not read. */
   fdb?: FdbEntry[] | null;
+  /** Every qdisc of the namespace; null when not read (or tc failed). */
+  qdiscs: TcQdisc[] | null;
+  /** Ingress filters per device asked for (a device that does not exist has none). */
+  ingressFilters: Map<string, TcFilter[]>;
+  /** Kernel features asked for: present (built in, loaded or loadable), absent, or unknown. */
+  kernelFeatures: Map<string, KernelFeature>;
+}
+
+/** Whether the kernel has a feature, and how qnet knows. */
+export interface KernelFeature {
+  state: "present" | "absent" | "unknown";
+  /** Where the answer came from: "/proc/config.gz: CONFIG_NET_SCH_NETEM is not set", ... */
+  source: string;
 }
 
 export function emptyObservation(netns: string | null, netnsExists: boolean): Observation {
@@ -278,8 +322,12 @@ export function emptyObservation(netns: string | null, netnsExists: boolean): Ob
     iptables: [],
     listeners: null,
     files: new Map(),
+    existing: new Set(),
     processes: new Map(),
     vmStates: new Map(),
     uplinks: new Map(),
+    qdiscs: null,
+    ingressFilters: new Map(),
+    kernelFeatures: new Map(),
   };
 }

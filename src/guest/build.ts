@@ -8,13 +8,13 @@ import { gzipSync } from "node:zlib";
 import { execa } from "execa";
 import { CommandError, EXIT, UserError } from "../errors.js";
 import { writeCpio } from "./cpio.js";
-import { renderInitScript, renderUdhcpcScript } from "./init-script.js";
+import { renderConfigureScript, renderInitScript, renderUdhcpcScript } from "./init-script.js";
 import { guestLayout } from "./layout.js";
-import { decompressModule, type ModuleFile, resolveModules } from "./modules.js";
+import { decompressModule, type ModuleFile, resolveModules, SSH_MODULES } from "./modules.js";
 import { extractPvhVmlinux } from "./vmlinux.js";
 
 /** Bump when the layout or the way inputs are packed changes: it is part of the cache key. */
-export const BUILDER_VERSION = "qnet-guest-builder-2";
+export const BUILDER_VERSION = "qnet-guest-builder-3";
 
 /** gzip level of the initrd; fixed so the output is reproducible. */
 const GZIP_LEVEL = 6;
@@ -33,6 +33,13 @@ export interface BuildGuestOptions {
    * in-guest decompression, seconds under TCG. Falls back to the bzImage when that is not possible.
    */
   pvh?: boolean;
+  /** Carry iperf3 (for `qnet perf`) when the host has it (default true). */
+  iperf3?: boolean;
+  /**
+   * An SSH server in the guest (dropbear from the host's dropbear-bin; its keys arrive at boot through
+   * fw_cfg, see guest/ssh.ts). Default true; a missing dropbear is then an error naming the package.
+   */
+  ssh?: boolean;
   onProgress?: (msg: string) => void;
 }
 
@@ -45,6 +52,8 @@ export interface BuiltGuest {
   key: string;
   /** True when the cache already held this build. */
   cached: boolean;
+  /** The guest runs an SSH server (dropbear) when QEMU gives it keys over fw_cfg. */
+  ssh: boolean;
 }
 
 /** `${XDG_CACHE_HOME:-$HOME/.cache}/qnet/guest`. */
@@ -63,17 +72,31 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   const kernelLabel = basename(kernel);
   const pvh = opts.pvh ?? true;
 
-  const modules = await resolveModules(modulesDir, uniq(opts.nicModels), kernelLabel);
+  const ssh = opts.ssh ?? true;
+  const modules = await resolveModules(
+    modulesDir,
+    uniq(opts.nicModels),
+    kernelLabel,
+    ssh ? SSH_MODULES : [],
+  );
   const busyboxPath = "/bin/busybox";
   const qemuGaPath = await findQemuGa();
-  const libPaths = await sharedLibraries(qemuGaPath);
+  const iperf3Path = opts.iperf3 === false ? null : await findIperf3();
+  const dropbearPath = ssh ? await findDropbear() : null;
+  const libPaths = uniq([
+    ...(await sharedLibraries(qemuGaPath)),
+    ...(iperf3Path ? await sharedLibraries(iperf3Path) : []),
+    ...(dropbearPath ? await sharedLibraries(dropbearPath) : []),
+  ]);
 
+  const libDirs = uniq(libPaths.map((p) => dirname(p)));
   const initScript = renderInitScript({
     modules: modules.map((m) => m.name),
     qemuGa: qemuGaPath,
-    libDirs: uniq(libPaths.map((p) => dirname(p))),
+    libDirs,
   });
   const udhcpcScript = renderUdhcpcScript();
+  const configureScript = renderConfigureScript({ dropbear: dropbearPath, libDirs });
 
   const kernelData = await readInput(kernel, "kernel image");
   const busybox = await readInput(busyboxPath, "busybox", "install busybox-static");
@@ -86,6 +109,10 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   }
   const rawModules = await Promise.all(modules.map((m) => readInput(m.path, "kernel module")));
   const qemuGa = await readInput(qemuGaPath, "qemu-ga");
+  const iperf3 = iperf3Path ? await readInput(iperf3Path, "iperf3") : null;
+  const dropbear = dropbearPath
+    ? await readInput(dropbearPath, "dropbear", "install dropbear-bin")
+    : null;
   const libs = await Promise.all(libPaths.map((p) => readInput(p, "shared library")));
 
   const h = createHash("sha256");
@@ -98,6 +125,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   field("pvh", String(pvh));
   field("init", initScript);
   field("udhcpc", udhcpcScript);
+  field("configure", configureScript);
   field("kernel", kernelData);
   modules.forEach((m, i) => {
     field("module-name", `${m.name}:${m.compression}`);
@@ -106,6 +134,14 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   field("busybox", busybox);
   field("qemu-ga-path", qemuGaPath);
   field("qemu-ga", qemuGa);
+  if (iperf3Path && iperf3) {
+    field("iperf3-path", iperf3Path);
+    field("iperf3", iperf3);
+  }
+  if (dropbearPath && dropbear) {
+    field("dropbear-path", dropbearPath);
+    field("dropbear", dropbear);
+  }
   libPaths.forEach((p, i) => {
     field("lib-path", p);
     field("lib", libs[i]!);
@@ -118,7 +154,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
     const kernelOut = join(dir, name);
     if ((await exists(kernelOut)) && (await exists(initrdOut))) {
       progress(`guest ${key.slice(0, 12)} found in the cache`);
-      return { kernel: kernelOut, initrd: initrdOut, key, cached: true };
+      return { kernel: kernelOut, initrd: initrdOut, key, cached: true, ssh };
     }
   }
 
@@ -135,10 +171,13 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
     guestLayout({
       initScript,
       udhcpcScript,
+      configureScript,
       busybox,
       modules: decompressed,
       qemuGa: { path: qemuGaPath, data: qemuGa },
+      extras: iperf3Path && iperf3 ? [{ path: iperf3Path, data: iperf3 }] : [],
       libs: libPaths.map((p, i) => ({ path: p, data: libs[i]! })),
+      dropbear: dropbearPath && dropbear ? { path: dropbearPath, data: dropbear } : null,
     }),
   );
   const initrd = gzipSync(archive, { level: GZIP_LEVEL });
@@ -150,7 +189,7 @@ export async function buildGuest(opts: BuildGuestOptions): Promise<BuiltGuest> {
   progress(
     `guest ${key.slice(0, 12)} built: ${initrdOut} (${Math.round(initrd.length / 1024)} KiB)`,
   );
-  return { kernel: kernelOut, initrd: initrdOut, key, cached: false };
+  return { kernel: kernelOut, initrd: initrdOut, key, cached: false, ssh };
 }
 
 function explicitKernel(kernel: string, modules?: string): { kernel: string; modulesDir: string } {
@@ -207,6 +246,22 @@ export function compareVersions(a: string, b: string): number {
     return x < y ? -1 : 1;
   }
   return 0;
+}
+
+async function findIperf3(): Promise<string | null> {
+  for (const p of ["/usr/bin/iperf3", "/usr/local/bin/iperf3"]) if (await exists(p)) return p;
+  return null;
+}
+
+async function findDropbear(): Promise<string> {
+  for (const p of ["/usr/sbin/dropbear", "/usr/bin/dropbear"]) {
+    if (await exists(p)) return p;
+  }
+  throw new UserError(
+    "dropbear not found in /usr/sbin or /usr/bin; the built-in guest's SSH server is dropbear",
+    "install dropbear-bin (apt-get install --no-install-recommends dropbear-bin)",
+    EXIT.environment,
+  );
 }
 
 async function findQemuGa(): Promise<string> {

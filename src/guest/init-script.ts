@@ -1,12 +1,16 @@
 // The built-in guest's /init (busybox sh) and udhcpc script, and the kernel command line that configures it.
 import { checkedName } from "../model/names.js";
 
+import { FW_CFG_AUTHORIZED_KEYS, FW_CFG_HOST_KEY } from "./ssh.js";
+
 /** The line /init prints on the console once the guest is configured: `qnet-guest-ready <hostname>`. */
 export const READY_PREFIX = "qnet-guest-ready";
 
 /** Where /init finds its modules and the guest agent inside the initramfs. */
 export const GUEST_MODULE_DIR = "/lib/modules/qnet";
 export const GUEST_UDHCPC_SCRIPT = "/etc/qnet/udhcpc.sh";
+/** Applies a guest's `qnet.*` settings: run by /init at boot, and through the agent after a restore. */
+export const GUEST_CONFIGURE_SCRIPT = "/etc/qnet/configure.sh";
 
 /** One NIC's configuration as the kernel command line carries it. */
 export interface GuestNic {
@@ -41,13 +45,27 @@ const IPV4_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1
  * with `,MTU` as a fourth field when the NIC needs one (`MAC,dhcp,,1450`).
  * NIC numbers follow the array order. Every value is checked (no spaces or shell metacharacters can pass).
  */
-export function guestCmdline(p: {
+export function guestCmdline(p: GuestParams): string {
+  const line = [...BASE_CMDLINE, ...guestParams(p)].join(" ");
+  if (!/^[A-Za-z0-9_.,:/= -]+$/.test(line))
+    throw new Error("guest command line has unsafe characters");
+  return line;
+}
+
+/** A guest's identity and network: what the kernel line carries at boot, and a restore hands over. */
+export interface GuestParams {
   hostname: string;
   nics: readonly GuestNic[];
   dns?: string | null;
-}): string {
+}
+
+/**
+ * The `qnet.*` words of a guest's settings, each checked (no space or shell metacharacter can pass):
+ * the kernel line's tail at a cold boot, the configure script's arguments after a restore.
+ */
+export function guestParams(p: GuestParams): string[] {
   checkedName(p.hostname, "guest hostname");
-  const parts = [...BASE_CMDLINE, `qnet.hostname=${p.hostname}`];
+  const parts = [`qnet.hostname=${p.hostname}`];
   p.nics.forEach((nic, i) => {
     const mac = nic.mac.toLowerCase();
     if (!MAC_RE.test(mac)) throw new Error(`nic ${i}: bad MAC address ${JSON.stringify(nic.mac)}`);
@@ -80,10 +98,22 @@ export function guestCmdline(p: {
     if (!IPV4_RE.test(p.dns)) throw new Error(`bad DNS server ${JSON.stringify(p.dns)}`);
     parts.push(`qnet.dns=${p.dns}`);
   }
-  const line = parts.join(" ");
-  if (!/^[A-Za-z0-9_.,:/= -]+$/.test(line))
-    throw new Error("guest command line has unsafe characters");
-  return line;
+  return parts;
+}
+
+/**
+ * The words that make a guest restored from a template this VM: each NIC's template MAC
+ * (`qnet.wasN=`: the guest gives that interface the NIC's own MAC first) and the clock, which
+ * resumes at the time the template was saved.
+ */
+export function restoreParams(templateMacs: readonly string[], now: Date): string[] {
+  return [
+    ...templateMacs.map((m, i) => {
+      if (!MAC_RE.test(m)) throw new Error(`template MAC ${JSON.stringify(m)}`);
+      return `qnet.was${i}=${m.toLowerCase()}`;
+    }),
+    `qnet.time=${Math.floor(now.getTime() / 1000)}`,
+  ];
 }
 
 /** Options for rendering /init. */
@@ -126,79 +156,10 @@ for m in ${modules}; do
 done
 ip link set lo up
 
-HOSTNAME=qnet-guest
-DNS=
-NICS=
+# Identity and network from the kernel line (a restored template gets the same through the agent).
 set -f  # split /proc/cmdline into words without globbing
-for arg in $(cat /proc/cmdline); do
-  case "$arg" in
-    qnet.hostname=*) HOSTNAME=\${arg#qnet.hostname=} ;;
-    qnet.dns=*) DNS=\${arg#qnet.dns=} ;;
-    qnet.nic[0-9]*=*) NICS="$NICS \${arg#*=}" ;;
-  esac
-done
+${GUEST_CONFIGURE_SCRIPT} $(cat /proc/cmdline)
 set +f
-case "$HOSTNAME" in *[!A-Za-z0-9_-]*|"") HOSTNAME=qnet-guest ;; esac
-hostname "$HOSTNAME"
-echo "$HOSTNAME" > /etc/hostname
-
-mkdir -p /run/qnet
-: > /etc/resolv.conf
-if [ -n "$DNS" ]; then
-  echo "nameserver $DNS" > /etc/resolv.conf
-  : > /run/qnet/static-dns
-fi
-
-# The interface whose MAC address is $1 (drivers may still be probing: wait up to 5 s).
-find_iface() {
-  tries=0
-  while [ $tries -lt 50 ]; do
-    for d in /sys/class/net/*; do
-      if [ "$(cat "$d/address" 2>/dev/null)" = "$1" ]; then echo "\${d##*/}"; return 0; fi
-    done
-    tries=$((tries + 1))
-    sleep 0.1
-  done
-  return 1
-}
-
-HOSTS_IP=127.0.1.1
-LINKS=""
-for nic in $NICS; do
-  set -f; old_ifs=$IFS; IFS=,; set -- $nic; IFS=$old_ifs; set +f
-  mac=$1; addr=$2; gw=$3; mtu=$4
-  if ! ifc=$(find_iface "$mac"); then echo "qnet: no interface with MAC $mac"; continue; fi
-  case "$mtu" in *[!0-9]*) mtu= ;; esac
-  if [ -n "$mtu" ]; then ip link set "$ifc" mtu "$mtu" || echo "qnet: cannot set MTU $mtu on $ifc"; fi
-  ip link set "$ifc" up
-  LINKS="$LINKS $ifc"
-  case "$addr" in
-    dhcp)
-      udhcpc -i "$ifc" -t 20 -T 1 -A 1 -b -S -O mtu -s ${GUEST_UDHCPC_SCRIPT} -x "hostname:$HOSTNAME" \\
-        || echo "qnet: udhcpc on $ifc failed"
-      ;;
-    none|"") ;;
-    *)
-      ip addr add "$addr" dev "$ifc" || echo "qnet: cannot set $addr on $ifc"
-      [ "$HOSTS_IP" = 127.0.1.1 ] && HOSTS_IP=\${addr%/*}
-      if [ -n "$gw" ]; then ip route add default via "$gw" dev "$ifc" 2>/dev/null; fi
-      ;;
-  esac
-done
-
-# Ready means reachable: wait (5 s at most in all) for each link's carrier; e1000 takes about 2 s.
-tries=0
-for ifc in $LINKS; do
-  while [ $tries -lt 50 ] && [ "$(cat "/sys/class/net/$ifc/carrier" 2>/dev/null)" != 1 ]; do
-    tries=$((tries + 1)); sleep 0.1
-  done
-done
-
-cat > /etc/hosts <<EOF
-127.0.0.1 localhost
-::1 localhost ip6-localhost ip6-loopback
-$HOSTS_IP $HOSTNAME
-EOF
 
 # No udev: name the virtio-serial ports the way udev would (/dev/virtio-ports/<name>).
 mkdir -p /dev/virtio-ports
@@ -226,13 +187,145 @@ else
   echo "qnet: no guest agent port"
 fi
 
-echo "${READY_PREFIX} $HOSTNAME"
+echo "${READY_PREFIX} $(hostname)"
 
 # A shell on the serial console for \`qnet console\`, respawned; PID 1 never exits.
 while true; do
   setsid cttyhack sh -l
   sleep 1
 done
+`;
+}
+
+/**
+ * The configure script: applies `qnet.hostname=`, `qnet.dns=`, `qnet.nicN=` (and after a restore
+ * `qnet.wasN=` and `qnet.time=`) given as arguments. Waits for each link's carrier before it returns.
+ */
+export function renderConfigureScript(
+  o: { dropbear?: string | null; libDirs?: readonly string[] } = {},
+): string {
+  for (const w of [...(o.libDirs ?? []), ...(o.dropbear ? [o.dropbear] : [])]) {
+    if (!SAFE_WORD.test(w))
+      throw new Error(`unsafe word in the configure script: ${JSON.stringify(w)}`);
+  }
+  const ssh = o.dropbear ? sshBlock(o.dropbear, (o.libDirs ?? []).join(":")) : "";
+  // Builtins wherever a command would fork: after a restore every new code path costs TCG a translation.
+  return `#!/bin/sh
+# qnet built-in guest network and identity (AUTO-GENERATED by qnet): the qnet.* words are the arguments.
+HOSTNAME=qnet-guest
+DNS=
+NICS=
+WAS=
+for arg in "$@"; do
+  case "$arg" in
+    qnet.hostname=*) HOSTNAME=\${arg#qnet.hostname=} ;;
+    qnet.dns=*) DNS=\${arg#qnet.dns=} ;;
+    qnet.nic[0-9]*=*) NICS="$NICS \${arg#*=}" ;;
+    qnet.was[0-9]*=*) WAS="$WAS \${arg#*=}" ;;
+    qnet.time=*) date -s "@\${arg#qnet.time=}" >/dev/null ;;
+  esac
+done
+case "$HOSTNAME" in *[!A-Za-z0-9_-]*|"") HOSTNAME=qnet-guest ;; esac
+echo "$HOSTNAME" > /proc/sys/kernel/hostname
+echo "$HOSTNAME" > /etc/hostname
+
+[ -d /run/qnet ] || mkdir -p /run/qnet
+: > /etc/resolv.conf
+if [ -n "$DNS" ]; then
+  echo "nameserver $DNS" > /etc/resolv.conf
+  : > /run/qnet/static-dns
+fi
+
+# IFC := the interface whose MAC address is $1 (drivers may still be probing: wait up to 5 s).
+find_iface() {
+  tries=0
+  while [ $tries -lt 50 ]; do
+    for d in /sys/class/net/*; do
+      read -r a < "$d/address" 2>/dev/null || continue
+      if [ "$a" = "$1" ]; then IFC=\${d##*/}; return 0; fi
+    done
+    tries=$((tries + 1))
+    sleep 0.1
+  done
+  return 1
+}
+
+# A restored template: interface N carries the template's MAC; give it the NIC's own (which also sets
+# QEMU's receive filter) before anything looks for it.
+set -f; set -- $NICS; set +f
+for old in $WAS; do
+  new=\${1%%,*}; shift
+  [ -n "$new" ] || break
+  find_iface "$old" && ip link set dev "$IFC" address "$new"
+done
+
+HOSTS_IP=127.0.1.1
+LINKS=""
+for nic in $NICS; do
+  set -f; old_ifs=$IFS; IFS=,; set -- $nic; IFS=$old_ifs; set +f
+  mac=$1; addr=$2; gw=$3; mtu=$4
+  if ! find_iface "$mac"; then echo "qnet: no interface with MAC $mac"; continue; fi
+  ifc=$IFC
+  case "$mtu" in *[!0-9]*) mtu= ;; esac
+  if [ -n "$mtu" ]; then ip link set "$ifc" mtu "$mtu" || echo "qnet: cannot set MTU $mtu on $ifc"; fi
+  ip link set "$ifc" up
+  LINKS="$LINKS $ifc"
+  case "$addr" in
+    dhcp)
+      udhcpc -i "$ifc" -t 20 -T 1 -A 1 -b -S -O mtu -s ${GUEST_UDHCPC_SCRIPT} -x "hostname:$HOSTNAME" \\
+        || echo "qnet: udhcpc on $ifc failed"
+      ;;
+    none|"") ;;
+    *)
+      ip addr add "$addr" dev "$ifc" || echo "qnet: cannot set $addr on $ifc"
+      [ "$HOSTS_IP" = 127.0.1.1 ] && HOSTS_IP=\${addr%/*}
+      if [ -n "$gw" ]; then ip route add default via "$gw" dev "$ifc" 2>/dev/null; fi
+      ;;
+  esac
+done
+
+# Ready means reachable: wait (5 s at most in all) for each link's carrier; e1000 takes about 2 s.
+tries=0
+for ifc in $LINKS; do
+  while [ $tries -lt 50 ]; do
+    read -r c < "/sys/class/net/$ifc/carrier" 2>/dev/null && [ "$c" = 1 ] && break
+    tries=$((tries + 1)); sleep 0.05
+  done
+done
+
+printf '127.0.0.1 localhost\\n::1 localhost ip6-localhost ip6-loopback\\n%s %s\\n' \\
+  "$HOSTS_IP" "$HOSTNAME" > /etc/hosts
+${ssh}`;
+}
+
+/**
+ * Start dropbear when QEMU delivered both keys through fw_cfg (see guest/ssh.ts): the host key qnet pinned
+ * and root's authorized keys. Password logins are off. It forks at once: nothing waits for it. Part of the
+ * configure script, so a VM restored from a template (whose keys were empty) starts it with its own keys.
+ */
+function sshBlock(dropbear: string, libPath: string): string {
+  return `# SSH: dropbear with the pinned host key and the lab's keys, both from QEMU's fw_cfg.
+FW=/sys/firmware/qemu_fw_cfg/by_name
+# A restored template's fw_cfg directory is the template's (empty keys): read it anew.
+if [ -n "$WAS" ] && [ -e ${GUEST_MODULE_DIR}/qemu_fw_cfg.ko ]; then
+  rmmod qemu_fw_cfg 2>/dev/null && insmod ${GUEST_MODULE_DIR}/qemu_fw_cfg.ko
+fi
+# Both keys there and not empty (a template's are): their sysfs size says so (raw's stat does not).
+hk=0; ak=0
+read -r hk < "$FW/${FW_CFG_HOST_KEY}/size" 2>/dev/null
+read -r ak < "$FW/${FW_CFG_AUTHORIZED_KEYS}/size" 2>/dev/null
+if [ "\${hk:-0}" -gt 0 ] && [ "\${ak:-0}" -gt 0 ]; then
+  [ -f /run/dropbear.pid ] && read -r old < /run/dropbear.pid && kill "$old" 2>/dev/null
+  mkdir -p /etc/dropbear /root/.ssh
+  chmod 700 /root /root/.ssh /etc/dropbear
+  (
+    umask 077
+    cat "$FW/${FW_CFG_HOST_KEY}/raw" > /etc/dropbear/host_key
+    cat "$FW/${FW_CFG_AUTHORIZED_KEYS}/raw" > /root/.ssh/authorized_keys
+  )
+  LD_LIBRARY_PATH=${libPath} ${dropbear} -r /etc/dropbear/host_key -s -p 22 -P /run/dropbear.pid -E \\
+    </dev/null >/dev/null 2>/run/dropbear.log || echo "qnet: dropbear failed: $(cat /run/dropbear.log)"
+fi
 `;
 }
 

@@ -2,11 +2,12 @@
 
 import { posix } from "node:path";
 import type { CpioEntry } from "./cpio.js";
-import { GUEST_MODULE_DIR, GUEST_UDHCPC_SCRIPT } from "./init-script.js";
+import { GUEST_CONFIGURE_SCRIPT, GUEST_MODULE_DIR, GUEST_UDHCPC_SCRIPT } from "./init-script.js";
 
 /** Everything that goes into the initramfs, already read from the host. */
 export interface GuestFiles {
   initScript: string;
+  configureScript: string;
   udhcpcScript: string;
   busybox: Uint8Array;
   /** Modules in load order, decompressed. */
@@ -14,7 +15,15 @@ export interface GuestFiles {
   /** qemu-ga and the shared objects it needs, at their host paths (absolute). */
   qemuGa: { path: string; data: Uint8Array };
   libs: ReadonlyArray<{ path: string; data: Uint8Array }>;
+  /** Other programs at their host paths (iperf3); their libraries are in `libs`. */
+  extras?: ReadonlyArray<{ path: string; data: Uint8Array }>;
+  /** dropbear at its host path (its libraries are among `libs`), or absent: no SSH server. */
+  dropbear?: { path: string; data: Uint8Array } | null;
 }
+
+/** root's account for dropbear: a shell and a home; "x" is no password (logins are by key only). */
+const PASSWD = "root:x:0:0:root:/root:/bin/sh\n";
+const GROUP = "root:x:0:\n";
 
 /** Directories that /init expects to exist before it creates anything. */
 const BASE_DIRS = [
@@ -40,6 +49,12 @@ export function guestLayout(f: GuestFiles): CpioEntry[] {
     { type: "symlink", path: "bin/sh", target: "busybox" },
     {
       type: "file",
+      path: GUEST_CONFIGURE_SCRIPT,
+      data: Buffer.from(f.configureScript, "utf8"),
+      mode: 0o755,
+    },
+    {
+      type: "file",
       path: GUEST_UDHCPC_SCRIPT,
       data: Buffer.from(f.udhcpcScript, "utf8"),
       mode: 0o755,
@@ -53,8 +68,18 @@ export function guestLayout(f: GuestFiles): CpioEntry[] {
       }),
     ),
     { type: "file", path: f.qemuGa.path, data: f.qemuGa.data, mode: 0o755 },
+    ...(f.extras ?? []).map(
+      (e): CpioEntry => ({ type: "file", path: e.path, data: e.data, mode: 0o755 }),
+    ),
     ...f.libs.map((l): CpioEntry => ({ type: "file", path: l.path, data: l.data, mode: 0o755 })),
   ];
+  if (f.dropbear) {
+    files.push(
+      { type: "file", path: f.dropbear.path, data: f.dropbear.data, mode: 0o755 },
+      { type: "file", path: "etc/passwd", data: Buffer.from(PASSWD), mode: 0o644 },
+      { type: "file", path: "etc/group", data: Buffer.from(GROUP), mode: 0o644 },
+    );
+  }
   const dirs = new Set<string>(BASE_DIRS);
   for (const e of files) {
     let d = posix.dirname(e.path.replace(/^\/+/, ""));

@@ -33,9 +33,21 @@ const NIC_DRIVERS: Readonly<Record<string, readonly (readonly string[])[]>> = {
 /** Modules for the guest agent's virtio-serial port. */
 export const AGENT_MODULES: readonly string[] = ["virtio_pci", "virtio_console"];
 
+/** The fw_cfg sysfs driver: the SSH host key and authorized keys reach the guest through fw_cfg. */
+export const SSH_MODULES: readonly string[] = ["qemu_fw_cfg"];
+
 /** The NIC models the built-in guest knows drivers for. */
 export function supportedNicModels(): string[] {
   return Object.keys(NIC_DRIVERS).sort();
+}
+
+/** The NIC models whose drivers a kernel has, built in or as modules (e.g. a distribution image's). Pure. */
+export function drivenNicModels(index: ModuleIndex): string[] {
+  return supportedNicModels().filter((model) =>
+    NIC_DRIVERS[model]!.every((group) =>
+      group.some((m) => index.builtin.has(m) || index.byName.has(m)),
+    ),
+  );
 }
 
 /** A loadable module file, relative to the modules tree, with its canonical name. */
@@ -102,6 +114,7 @@ export function resolveModuleOrder(
   index: ModuleIndex,
   nicModels: readonly string[],
   kernelLabel: string,
+  extra: readonly string[] = [],
 ): string[] {
   const wanted: string[] = [];
   const want = (name: string): void => {
@@ -131,6 +144,15 @@ export function resolveModuleOrder(
       throw new UserError(
         `kernel ${kernelLabel} has no ${m} module, which the guest agent's virtio-serial port needs`,
         "use a guest kernel with virtio support",
+      );
+    }
+    want(m);
+  }
+  for (const m of extra) {
+    if (!index.builtin.has(m) && !index.byName.has(m)) {
+      throw new UserError(
+        `kernel ${kernelLabel} has no ${m} module, which the guest's SSH server needs (its keys come through fw_cfg)`,
+        "use a guest kernel built with CONFIG_FW_CFG_SYSFS (Debian's generic kernel has it)",
       );
     }
     want(m);
@@ -178,9 +200,10 @@ export async function resolveModules(
   modulesDir: string,
   nicModels: readonly string[],
   kernelLabel: string,
+  extra: readonly string[] = [],
 ): Promise<ModuleFile[]> {
   const index = await loadModuleIndex(modulesDir);
-  return resolveModuleOrder(index, nicModels, kernelLabel).map((name) => {
+  return resolveModuleOrder(index, nicModels, kernelLabel, extra).map((name) => {
     const relPath = index.byName.get(name)!;
     return {
       name,

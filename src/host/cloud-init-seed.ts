@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { execa } from "execa";
 import { CommandError, UserError } from "../errors.js";
 import type { Lab, Vm } from "../model/lab.js";
-import { renderCloudInit } from "../render/cloud-init.js";
+import { type GuestSsh, renderCloudInit } from "../render/cloud-init.js";
 import { writeFileAtomic } from "./files.js";
 
 export async function writeCloudInitSeed(
@@ -12,8 +12,9 @@ export async function writeCloudInitSeed(
   vm: Vm,
   image: string,
   workDir: string,
+  ssh?: GuestSsh,
 ): Promise<void> {
-  const seed = renderCloudInit(lab, vm);
+  const seed = renderCloudInit(lab, vm, ssh);
   const dir = join(workDir, `${vm.name}.seed`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const files = Object.keys(seed) as (keyof typeof seed)[];

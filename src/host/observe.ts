@@ -24,6 +24,7 @@ import { netnsExists } from "./netns.js";
 import { livePid } from "./pidfile.js";
 import { qmpQueryStatus } from "./qmp.js";
 import type { Runner } from "./runner.js";
+import { kernelFeatures, readTc } from "./tc-observe.js";
 import { type DetectOptions, detectManager, isWireless } from "./uplink-manager.js";
 
 export interface ObserveOptions extends DetectOptions {
@@ -165,7 +166,9 @@ export async function observe(
   // Host-wide facts: modules, files, processes (pidfiles are ours; /proc is the host's).
   for (const m of req.modules) if (featurePresent(m, sys)) obs.modules.add(m);
   for (const f of req.files) obs.files.set(f, readOrNull(f));
+  for (const p of req.exists) if (existsSync(p)) obs.existing.add(p);
   for (const p of req.processes) obs.processes.set(processKey(p), livePid(p.pidfile, p.match));
+  obs.kernelFeatures = kernelFeatures(req.kernelFeatures ?? [], sys);
   const qmp = Promise.all(
     req.qmp.map(async (q) => {
       if (obs.processes.get(processKey(q.key)) == null) return;
@@ -182,14 +185,18 @@ export async function observe(
     return obs;
   }
   const ip = (args: string[]) => runner.run(["ip", ...args]).then((r) => r.stdout);
+  const links =
+    req.links &&
+    Promise.all([ip(["-json", "-details", "link", "show"]), ip(["-json", "addr", "show"])]).then(
+      ([l, a]) => {
+        obs.links = parseIpJson(l, a);
+      },
+    );
   await Promise.all([
     qmp,
-    req.links &&
-      Promise.all([ip(["-json", "-details", "link", "show"]), ip(["-json", "addr", "show"])]).then(
-        ([l, a]) => {
-          obs.links = parseIpJson(l, a);
-        },
-      ),
+    links,
+    (req.qdiscs || (req.ingressFilters?.length ?? 0) > 0) &&
+      Promise.resolve(links).then(() => readTc(runner, req, obs)),
     req.defaultRoute &&
       runner.run(["ip", "-j", "-4", "route", "show", "default"], { allowFail: true }).then((r) => {
         obs.defaultRouteDev = r.exitCode === 0 ? parseDefaultRouteDev(r.stdout) : null;

@@ -6,13 +6,20 @@ import { qmpQuit } from "./qmp.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function pidAlive(pid: number): boolean {
+/**
+ * Whether `pid` still runs. A zombie has exited: it only waits for its parent (for a daemon, init) to
+ * reap it, which some inits do only every second or two.
+ */
+export function pidAlive(pid: number): boolean {
+  let stat: string;
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return false;
   }
+  // `pid (comm) S ...`: the state follows the last `)` (comm may hold spaces and parentheses).
+  const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3);
+  return state !== "Z" && state !== "X";
 }
 
 /** Wait for `pid` to go, at most `ms`; true when gone. Polls /proc (a daemon is not our child). */

@@ -1,5 +1,6 @@
 // Per-lab state directories under a state root (/run/qnet): creation, the per-lab lock, lab.json, listing.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { EXIT, UserError } from "../errors.js";
 import type { Lab } from "../model/lab.js";
@@ -168,4 +169,10 @@ export function listLabs(stateRoot: string = DEFAULT_STATE_ROOT): KnownLab[] {
     });
   }
   return out;
+}
+
+/** `${XDG_DATA_HOME:-$HOME/.local/share}/qnet`: what outlives a lab (persistent overlays). */
+export function qnetDataDir(): string {
+  const xdg = process.env.XDG_DATA_HOME;
+  return join(xdg?.startsWith("/") ? xdg : join(homedir(), ".local", "share"), "qnet");
 }

@@ -14,20 +14,27 @@ import {
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { UserError } from "../errors.js";
-import { buildGuest } from "../guest/build.js";
+import { type BuiltGuest, buildGuest } from "../guest/build.js";
+import { builtinSshFwCfg } from "../guest/ssh.js";
 import type { Action } from "../kinds/types.js";
 import type { VmPayload } from "../kinds/vm.js";
 import type { HostFacts, Lab, Vm } from "../model/lab.js";
-import { vmFiles, vmRuntime } from "../model/paths.js";
+import { overlayPath, vmFiles, vmRuntime } from "../model/paths.js";
 import { builtinAppend } from "../render/guest-boot.js";
 import type { VmRuntime } from "../render/qemu-args.js";
 import { qemuNameArg, vmArgv } from "../render/qemu-args.js";
-import { writeCloudInitSeed } from "./cloud-init-seed.js";
+import { builtinSshFiles } from "../ssh/builtin.js";
+import { type LabSshKey, labSshKey } from "../ssh/keys.js";
+import { baseImage } from "./disks.js";
+import { writeFileAtomic } from "./files.js";
 import { waitForAgent } from "./guest-agent.js";
+import type { Journal } from "./journal.js";
 import { livePid } from "./pidfile.js";
 import { undoProcess } from "./process.js";
 import { QmpClient, qmpQueryStatus } from "./qmp.js";
 import { inNetns, type Runner } from "./runner.js";
+import { qnetDataDir } from "./state.js";
+import { ensureTemplate, restoreFromTemplate, type Template } from "./template.js";
 
 /** The string in QEMU's argv (`-name …,process=`) that proves a PID is this lab's VM. */
 export const vmProcessTag = qemuNameArg;
@@ -116,8 +123,26 @@ export interface VmContext {
   lab: Lab;
   stateDir: string;
   runner: Runner;
+  journal: Journal;
   facts: HostFacts;
   progress: (msg: string) => void;
+}
+
+/** How a VM last started, kept beside it for `status`. */
+export interface BootRecord {
+  mode: "template" | "cold";
+  /** Why it booted cold (ineligible, or the restore failed). */
+  reason: string | null;
+  /** From launch to ready. */
+  ms: number;
+}
+
+export function readBootRecord(stateDir: string, vm: string): BootRecord | null {
+  try {
+    return JSON.parse(readFileSync(vmFiles(stateDir, vm).boot, "utf8")) as BootRecord;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -167,7 +192,22 @@ async function resume(qmp: string): Promise<void> {
   }
 }
 
-/** Start, restart or resume the VMs of a run in parallel, then wait until each one's guest agent answers. */
+/** Stop a VM qnet started (QMP quit, then signals), by its pidfile and process tag. */
+function stopVm(ctx: VmContext, vm: Vm): Promise<void> {
+  const f = vmFiles(ctx.stateDir, vm.name);
+  return undoProcess({
+    kind: "process",
+    pidfile: f.pidfile,
+    match: vmProcessTag(ctx.lab.name, vm.name),
+    qmp: f.qmp,
+  });
+}
+
+/**
+ * Start, restart or resume the VMs of a run in parallel. A VM whose layout allows it starts from a template
+ * of the built-in guest (made on first use) and is configured through its agent; any failure there stops it
+ * and boots it cold. Returns once every VM's guest agent answers.
+ */
 export async function applyVms(
   actions: Action[],
   ctx: VmContext,
@@ -176,16 +216,50 @@ export async function applyVms(
   const { lab, progress } = ctx;
   const todo = actions.map((a) => a.payload as VmPayload);
   const booting = todo.filter((p) => p.mode !== "resume").map((p) => p.vm);
-  let builtin = { kernel: "", initrd: "" };
-  const builtinVms = booting.filter((v) => v.guest.kind === "builtin");
-  if (builtinVms.length > 0) {
+  let guest: BuiltGuest | null = null;
+  if (booting.some((v) => v.guest.kind === "builtin")) {
     // The guest is built for every NIC model of the lab: one cached build serves all its VMs.
     const models = [...new Set(lab.vms.flatMap((v) => v.nics.map((n) => n.model)))];
     progress(`built-in guest: building for ${models.join(", ")} (cached after the first build)`);
-    const g = await buildGuest({ nicModels: models, onProgress: (m) => progress(`  ${m}`) });
-    builtin = { kernel: g.kernel, initrd: g.initrd };
+    guest = await buildGuest({ nicModels: models, onProgress: (m) => progress(`  ${m}`) });
   }
   mkdirSync(join(ctx.stateDir, "vm"), { recursive: true, mode: 0o700 });
+  const waitMs = (opts.waitSeconds ?? 120) * 1000;
+  const templates = new Map<string, Promise<Template>>();
+  // The lab's login key, made once (VMs start in parallel).
+  let loginKey: Promise<LabSshKey> | undefined;
+  /** The runtime of `vm`: its guest (built-in, image or its own), its disks, its SSH keys. */
+  const runtime = async (vm: Vm): Promise<VmRuntime> => {
+    const image =
+      vm.guest.kind === "image"
+        ? {
+            boot: (await baseImage(vm.guest.image, progress)).boot,
+            overlay: overlayPath(ctx.stateDir, qnetDataDir(), lab.name, vm),
+          }
+        : undefined;
+    const rt = vmRuntime(
+      ctx.stateDir,
+      vm,
+      { kernel: guest?.kernel ?? "", initrd: guest?.initrd ?? "", append: builtinAppend(lab, vm) },
+      image,
+    );
+    if (vm.guest.kind !== "builtin" || !guest?.ssh) return rt;
+    // The built-in guest's SSH server: its pinned host key and the lab's key, as files over fw_cfg.
+    loginKey ??= labSshKey(ctx.stateDir, lab.name, lab.sshKey ?? undefined);
+    const files = await builtinSshFiles(ctx.stateDir, vm.name, [(await loginKey).publicKey]);
+    return { ...rt, fwCfg: builtinSshFwCfg(files) };
+  };
+  const cold = async (vm: Vm) => launchVm(ctx, vm, await runtime(vm));
+  const instant = async (vm: Vm) => {
+    const template = await ensureTemplate({ ...ctx, vm, guest: guest!, memo: templates });
+    const f = vmFiles(ctx.stateDir, vm.name);
+    const rt = await runtime(vm);
+    await launchVm(ctx, vm, {
+      ...rt,
+      boot: { kind: "restore", ram: { path: template.ram, share: false } },
+    });
+    await restoreFromTemplate({ lab, vm, template, qmp: f.qmp, qga: f.qga });
+  };
   // Every launch settles before a failure is reported, so a rollback never races a QEMU being started.
   const launches = await Promise.allSettled(
     todo.map(async (p) => {
@@ -198,41 +272,44 @@ export async function applyVms(
       }
       if (p.mode === "restart") {
         progress(`VM ${vm.name}: restarting (its tap was made anew)`);
-        await undoProcess({
-          kind: "process",
-          pidfile: f.pidfile,
-          match: vmProcessTag(lab.name, vm.name),
-          qmp: f.qmp,
-        });
+        await stopVm(ctx, vm);
       }
-      if (vm.guest.kind === "disk")
-        await writeCloudInitSeed(lab, vm, f.seed, join(ctx.stateDir, "vm"));
-      await launchVm(
-        ctx,
-        vm,
-        vmRuntime(ctx.stateDir, vm, { ...builtin, append: builtinAppend(lab, vm) }),
+      const t0 = Date.now();
+      let reason = p.cold;
+      if (reason === null) {
+        try {
+          await instant(vm);
+        } catch (e) {
+          reason = `the template did not work: ${(e as Error).message.split("\n")[0]}`;
+          progress(`VM ${vm.name}: ${reason}; booting it cold`);
+          await stopVm(ctx, vm);
+        }
+      }
+      if (reason !== null) {
+        await cold(vm);
+        progress(`VM ${vm.name}: started (cold boot)`);
+        try {
+          await waitForAgent(f.qga, { timeoutMs: waitMs, intervalMs: 200 });
+        } catch (e) {
+          throw new UserError(
+            `VM ${vm.name} did not answer its guest agent within ${waitMs / 1000} s`,
+            `its console log is ${f.serialLog}; QEMU's output is ${f.stderrLog}; raise --wait on a slow machine`,
+            undefined,
+            { cause: e },
+          );
+        }
+      }
+      const record: BootRecord = {
+        mode: reason === null ? "template" : "cold",
+        reason,
+        ms: Date.now() - t0,
+      };
+      writeFileAtomic(f.boot, `${JSON.stringify(record)}\n`);
+      progress(
+        `VM ${vm.name}: ready (${record.mode === "template" ? "from a template" : "cold boot"}, ${record.ms} ms)`,
       );
-      progress(`VM ${vm.name}: started`);
     }),
   );
   const failed = launches.find((l): l is PromiseRejectedResult => l.status === "rejected");
   if (failed) throw failed.reason;
-  const waitMs = (opts.waitSeconds ?? 120) * 1000;
-  progress(`waiting for ${todo.length} guest agent(s) (up to ${waitMs / 1000} s)`);
-  await Promise.all(
-    todo.map(async ({ vm }) => {
-      const f = vmFiles(ctx.stateDir, vm.name);
-      try {
-        await waitForAgent(f.qga, { timeoutMs: waitMs, intervalMs: 200 });
-      } catch (e) {
-        throw new UserError(
-          `VM ${vm.name} did not answer its guest agent within ${waitMs / 1000} s`,
-          `its console log is ${f.serialLog}; QEMU's output is ${f.stderrLog}; raise --wait on a slow machine`,
-          undefined,
-          { cause: e },
-        );
-      }
-      progress(`VM ${vm.name}: ready`);
-    }),
-  );
 }

@@ -776,11 +776,16 @@ function seedFile(seedImage: string, hm: HostReader["m"], name: string): unknown
   }
 }
 
-/** The SSH key in a cloud-init seed's user-data. */
+/** The SSH key in a cloud-init seed's user-data: the first user's (qnet's seeds), or the top level's. */
 function sshKeyOf(seedImage: string, hm: HostReader["m"]): string | null {
-  const ud = seedFile(seedImage, hm, "user-data") as { ssh_authorized_keys?: unknown } | null;
-  const k = ud?.ssh_authorized_keys;
-  return Array.isArray(k) && typeof k[0] === "string" ? k[0] : null;
+  const ud = seedFile(seedImage, hm, "user-data") as {
+    ssh_authorized_keys?: unknown;
+    users?: { ssh_authorized_keys?: unknown }[];
+  } | null;
+  const first = (k: unknown) =>
+    Array.isArray(k) && typeof k.at(-1) === "string" ? k.at(-1) : null;
+  const user = Array.isArray(ud?.users) ? ud.users[0] : undefined;
+  return first(user?.ssh_authorized_keys) ?? first(ud?.ssh_authorized_keys);
 }
 
 /** A NIC's static address in a cloud-init seed's network-config (matched by MAC). */

@@ -14,10 +14,14 @@ import { dnsmasqKind } from "./dnsmasq.js";
 import { fdbKind } from "./fdb.js";
 import { firewallKind } from "./firewall.js";
 import { hostsKind } from "./hosts.js";
+import { ifbKind } from "./ifb.js";
+import { impairKind } from "./impair.js";
 import { macvtapKind } from "./macvtap.js";
 import { moduleKind } from "./module.js";
 import { netnsKind } from "./netns.js";
 import { nftTableKind } from "./nft-table.js";
+import { overlayKind } from "./overlay.js";
+import { seedKind } from "./seed.js";
 import { sysctlKind } from "./sysctl.js";
 import { tapKind } from "./tap.js";
 import type { Action, Kind, KindName, PlanEnv, Verdict } from "./types.js";
@@ -27,9 +31,10 @@ import { vxlanKind } from "./vxlan.js";
 
 /**
  * Every kind, in apply order: the namespace, kernel features, the LAN uplink moves, then every link
- * (bridges, their addresses, taps, macvtaps, VXLAN devices: one `ip -batch`), the VXLAN devices'
- * forwarding entries (one `bridge -batch`), the sysctls that need those links, the
- * lab's nft table, accept rules in foreign firewalls, dnsmasq, the hosts file, and last the VMs.
+ * (bridges, their addresses, taps, macvtaps, VXLAN devices, ifbs: one `ip -batch`), the VXLAN devices'
+ * forwarding entries (one `bridge -batch`), the impairments on taps and ifbs (one `tc -batch`), the
+ * sysctls that need those links, the lab's nft table, accept rules in foreign firewalls, dnsmasq, the
+ * hosts file, the disks of image VMs (overlays over cached images, cloud-init seeds), and last the VMs.
  */
 // biome-ignore lint/suspicious/noExplicitAny: each row has its own desired type
 export const KINDS: readonly Kind<any>[] = [
@@ -42,11 +47,15 @@ export const KINDS: readonly Kind<any>[] = [
   macvtapKind,
   vxlanKind,
   fdbKind,
+  ifbKind,
+  impairKind,
   sysctlKind,
   nftTableKind,
   firewallKind,
   dnsmasqKind,
   hostsKind,
+  overlayKind,
+  seedKind,
   vmKind,
 ];
 
@@ -57,6 +66,7 @@ export const BATCHED: ReadonlySet<KindName> = new Set([
   "tap",
   "macvtap",
   "vxlan",
+  "ifb",
 ]);
 
 export interface LabPlan {
@@ -94,8 +104,13 @@ export function observeRequest(
     req.sysctls.push(...(r.sysctls ?? []));
     req.modules.push(...(r.modules ?? []));
     req.files.push(...(r.files ?? []));
+    req.exists.push(...(r.exists ?? []));
     req.qmp.push(...(r.qmp ?? []));
     req.uplinks.push(...(r.uplinks ?? []));
+    if (r.qdiscs) req.qdiscs = true;
+    if (r.kernelFeatures)
+      req.kernelFeatures = [...new Set([...(req.kernelFeatures ?? []), ...r.kernelFeatures])];
+    if (r.ingressFilters) req.ingressFilters = [...(req.ingressFilters ?? []), ...r.ingressFilters];
     for (const p of r.processes ?? []) procs.set(processKey(p), p);
   }
   req.processes = [...procs.values()];

@@ -14,11 +14,15 @@ export type KindName =
   | "macvtap"
   | "vxlan"
   | "fdb"
+  | "ifb"
+  | "impair"
   | "sysctl"
   | "nft-table"
   | "firewall"
   | "dnsmasq"
   | "hosts"
+  | "overlay"
+  | "seed"
   | "vm";
 
 export type ObjectState = "present" | "missing" | "drifted";
@@ -28,10 +32,14 @@ export interface PlanEnv {
   lab: Lab;
   /** The lab's state directory (paths of its files; nothing is read from it here). */
   stateDir: string;
+  /** Where what outlives the lab is kept (`persist: true` overlays): ~/.local/share/qnet. */
+  dataDir: string;
   /** The namespace the lab runs in (null: the one qnet runs in). */
   netns: string | null;
   /** Start and watch the VMs (false: `up --no-vms`). */
   vms: boolean;
+  /** Boot every VM cold, never from a template (`up --cold`). */
+  cold: boolean;
   /** KVM and vhost-net, for the VMs' command lines. */
   machine: HostFacts;
   /** br_netfilter's bridge-nf-call-* sysctls belong to each namespace (Linux 5.3 and later). */

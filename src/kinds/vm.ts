@@ -4,6 +4,7 @@ import { type HostLink, processKey } from "../facts/types.js";
 import type { Vm } from "../model/lab.js";
 import { vmFiles } from "../model/paths.js";
 import { qemuNameArg } from "../render/qemu-args.js";
+import { templateIneligible } from "../render/template.js";
 import { linksByName } from "./links.js";
 import { tapRecreateReason, tapsOf, type WantTap } from "./tap.js";
 import { ABSENT, type Kind, verdict } from "./types.js";
@@ -23,6 +24,8 @@ export interface VmPayload {
   vm: Vm;
   mode: "start" | "restart" | "resume";
   pid: number | null;
+  /** Why it boots cold; null: it starts from a template (falling back to a cold boot if that fails). */
+  cold: string | null;
 }
 
 /** Why a running VM no longer holds the tap the lab gives it, or null. */
@@ -71,21 +74,23 @@ export const vmKind: Kind<WantVm> = {
       key: { pidfile: w.pidfile, match: w.match },
     })),
   }),
-  diff(want, obs) {
+  diff(want, obs, env) {
     const links = linksByName(obs);
     return {
       verdicts: want.map((w) => {
         const pid = obs.processes.get(processKey(w)) ?? null;
         const run = obs.vmStates.get(w.vm.name);
+        const cold = templateIneligible(env.lab, w.vm, env.cold);
+        const how = cold === null ? " (from a template)" : "";
         const act = (mode: VmPayload["mode"], what: string, reason: string) => ({
           kind: "vm" as const,
-          what,
+          what: mode === "resume" ? what : `${what}${how}`,
           reason,
           undo:
             mode === "resume"
               ? null
               : { kind: "process" as const, pidfile: w.pidfile, match: w.match, qmp: w.qmp },
-          payload: { vm: w.vm, mode, pid } satisfies VmPayload,
+          payload: { vm: w.vm, mode, pid, cold } satisfies VmPayload,
         });
         if (pid === null)
           return verdict(

@@ -1,5 +1,6 @@
 // `qnet check`: the most likely cause of each failed pair, from the lab's drift, the live state and doctor (pure).
 import type { CheckResult } from "../doctor/types.js";
+import { describeImpairment } from "../model/impair.js";
 import type { Lab } from "../model/lab.js";
 import type { PairResult } from "./check-pairs.js";
 import type { LiveLab } from "./live.js";
@@ -78,6 +79,20 @@ function vmCause(r: PairResult, f: CauseFacts): string | null {
   return null;
 }
 
+/** A NIC of the pair whose link drops frames on purpose (an impairment with loss in force). */
+function impairCause(r: PairResult, f: CauseFacts): string | null {
+  const names = [...new Set([r.from, ...r.ends.map((e) => e.vm)])].filter((n) => n !== "host");
+  for (const name of names) {
+    const vm = f.lab.vms.find((v) => v.name === name);
+    for (const nic of vm?.nics.filter((n) => n.network === r.network) ?? []) {
+      const loss = nic.impair?.lossPct ?? 0;
+      if (loss > 0)
+        return `${name} nic ${nic.index} is impaired (${describeImpairment(nic.impair)}, each direction): ${loss >= 100 ? "every frame is dropped on purpose" : `${loss}% of frames are dropped on purpose`}; \`qnet impair ${f.lab.name} ${name}:${nic.index} --clear\` removes it`;
+    }
+  }
+  return null;
+}
+
 function doctorFinding(f: CauseFacts, id: string): CheckResult | undefined {
   return f.doctor.find((c) => c.id === id && (c.status === "fail" || c.status === "warn"));
 }
@@ -140,6 +155,7 @@ export function explainFailures(results: PairResult[], facts: CauseFacts): PairR
     const cause =
       vmCause(r, facts) ??
       driftCause(r, facts) ??
+      impairCause(r, facts) ??
       hostPathCause(r, facts) ??
       own ??
       replyCause(r, results) ??

@@ -2,8 +2,10 @@
 // pings and TCP connects from the lab's namespace), and name the most likely cause of each failure.
 import { runDoctor } from "../doctor/index.js";
 import { EXIT, UserError } from "../errors.js";
+import { readLiveImpairments } from "../host/impair-live.js";
 import { ProcessRunner, type Runner } from "../host/runner.js";
 import { readLabRecord, recordNetns } from "../host/state.js";
+import { withLiveImpairments } from "../model/impair-live.js";
 import { parseIpv4 } from "../model/ipv4.js";
 import type { Lab } from "../model/lab.js";
 import { nftTable } from "../render/nftables.js";
@@ -238,7 +240,8 @@ export async function checkLab(stateDir: string, opts: CheckOptions = {}): Promi
       `lab ${rec.lab.name} was brought up with --no-vms: qnet cannot reach into VMs it did not start`,
       "bring it up with its VMs to check it",
     );
-  const lab = rec.lab;
+  // The impairments in force (live changes of `qnet impair` included) explain failures too.
+  const lab = withLiveImpairments(rec.lab, readLiveImpairments(stateDir));
   const netns = recordNetns(rec);
   const runner = new ProcessRunner(netns);
   const waitS = opts.pingWaitS ?? 2;

@@ -2,6 +2,7 @@
 import { observeAndPlan, planEnv } from "../engine/engine.js";
 import { formatArgv, UserError } from "../errors.js";
 import { ProcessRunner } from "../host/runner.js";
+import { describeImpairment } from "../model/impair.js";
 import type { HostFacts, Lab } from "../model/lab.js";
 import { vmRuntime } from "../model/paths.js";
 import { builtinAppend } from "../render/guest-boot.js";
@@ -114,11 +115,13 @@ export function renderPlanText(p: PlanView): string {
         ? "built-in guest"
         : vm.guest.kind === "kernel"
           ? `kernel ${vm.guest.kernel}`
-          : `disk ${vm.guest.disk}`;
+          : vm.guest.kind === "image"
+            ? `image ${vm.guest.image.kind === "named" ? vm.guest.image.name : vm.guest.image.url}`
+            : `disk ${vm.guest.disk}`;
     out.push(`  ${vm.name}  ${vm.cpus} vCPU  ${vm.memory} MiB  ${guest}`);
     for (const nic of vm.nics) {
       out.push(
-        `    nic${nic.index}  ${nic.network}  ${nic.mac}  ${nic.ip ?? (nic.networkType === "bridged" ? "DHCP from the LAN" : "-")}${nic.tap ? `  tap ${nic.tap}` : ""}  ${nic.model}`,
+        `    nic${nic.index}  ${nic.network}  ${nic.mac}  ${nic.ip ?? (nic.networkType === "bridged" ? "DHCP from the LAN" : "-")}${nic.tap ? `  tap ${nic.tap}` : ""}  ${nic.model}${nic.impair ? `  impaired: ${describeImpairment(nic.impair)} (each direction)` : ""}`,
       );
     }
   }

@@ -6,6 +6,7 @@ import { detectFacts } from "../host/facts.js";
 import { netnsExists } from "../host/netns.js";
 import { ProcessRunner } from "../host/runner.js";
 import { readLabRecord, recordNetns } from "../host/state.js";
+import { type BootRecord, readBootRecord } from "../host/vm.js";
 import type { ObjectState } from "../kinds/types.js";
 import { describeAddresses, type NicAddresses, vmAddresses } from "./vm-addresses.js";
 
@@ -18,6 +19,8 @@ export interface StatusObject {
   detail: string;
   /** Per NIC (VM objects only): null when the VM is not running or its agent did not answer. */
   addresses?: NicAddresses[] | null;
+  /** VM objects only: how it last started (from a template or a cold boot), null when unknown. */
+  boot?: BootRecord | null;
 }
 
 /** Time for each VM's guest agent to report its addresses (VMs are asked in parallel). */
@@ -70,7 +73,10 @@ export async function fullStatus(stateDir: string): Promise<FullStatus> {
       if (v.kind !== "vm") return o;
       const vm = rec.lab.vms.find((x) => x.name === v.name)!;
       o.addresses = null;
+      o.boot = readBootRecord(stateDir, vm.name);
       if (v.state === "missing") return o;
+      if (o.boot)
+        o.detail += o.boot.mode === "template" ? ", started from a template" : ", cold boot";
       const a = await vmAddresses(stateDir, vm, AGENT_TIMEOUT_MS);
       if (a.ok) {
         o.addresses = a.nics;

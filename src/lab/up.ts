@@ -1,13 +1,14 @@
 // `qnet up`: observe the host, plan every object of the lab against it, apply the difference; on failure
 // take back what this run did, newest first, unless the user asked to keep it.
 import { rmSync } from "node:fs";
-import type { ExecContext } from "../engine/context.js";
+import { type ExecContext, type Timing, timed } from "../engine/context.js";
 import { applyActions, observeAndPlan, planEnv, rollback } from "../engine/engine.js";
 import { EXIT, UserError } from "../errors.js";
 import { detectFacts } from "../host/facts.js";
 import { Journal } from "../host/journal.js";
 import { ProcessRunner } from "../host/runner.js";
 import { openLabState, readLabRecord, recordNetns, saveLabRecord } from "../host/state.js";
+import { type BootRecord, readBootRecord } from "../host/vm.js";
 import type { Lab } from "../model/lab.js";
 
 export interface UpOptions {
@@ -16,6 +17,8 @@ export interface UpOptions {
   netns?: string | null;
   /** Bring up only the host side; the user starts QEMU with `qnet args`. */
   noVms?: boolean;
+  /** Boot every VM cold, never from a template. */
+  cold?: boolean;
   /** Seconds to wait for every guest agent (default 120). */
   waitSeconds?: number;
   /** Keep what this run made when it fails (default: roll it back). */
@@ -28,6 +31,8 @@ export interface UpOptions {
   probeTimeoutMs?: number;
   /** The topology file, for the record. */
   file?: string | null;
+  /** Collect each phase's duration into the result. */
+  timings?: boolean;
   progress?: (msg: string) => void;
 }
 
@@ -38,7 +43,9 @@ export interface UpResult {
   /** What changed, one line each; empty when the lab was already up as described. */
   changes: string[];
   notes: string[];
-  vms: { name: string; started: boolean; ready: boolean }[];
+  vms: { name: string; started: boolean; ready: boolean; boot: BootRecord | null }[];
+  /** Each phase's duration (with `timings`). */
+  timings?: Timing[];
 }
 
 export async function up(lab: Lab, opts: UpOptions = {}): Promise<UpResult> {
@@ -61,9 +68,18 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<UpResult> {
     }
     const runner = new ProcessRunner(netns);
     const facts = detectFacts();
-    const env = planEnv(lab, { stateDir: state.dir, netns, vms: !opts.noVms, machine: facts });
+    const env = planEnv(lab, {
+      stateDir: state.dir,
+      netns,
+      vms: !opts.noVms,
+      machine: facts,
+      cold: !!opts.cold,
+    });
+    const timings: Timing[] | undefined = opts.timings ? [] : undefined;
     progress("observing the host");
-    const { obs, plan } = await observeAndPlan(env, runner);
+    const { obs, plan } = await timed(timings, "observe and plan", () =>
+      observeAndPlan(env, runner),
+    );
     if (plan.problems.length > 0) {
       // Nothing changed yet: a first run leaves no state behind.
       if (Journal.read(state.dir).length === 0) rmSync(state.dir, { recursive: true, force: true });
@@ -80,6 +96,7 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<UpResult> {
       facts,
       obs,
       progress,
+      ...(timings ? { timings } : {}),
       options: {
         ...(opts.waitSeconds !== undefined ? { waitSeconds: opts.waitSeconds } : {}),
         ...(opts.confirmSeconds !== undefined ? { confirmSeconds: opts.confirmSeconds } : {}),
@@ -124,7 +141,13 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<UpResult> {
       notes: [...plan.notes, ...notes],
       vms: opts.noVms
         ? []
-        : lab.vms.map((v) => ({ name: v.name, started: started.has(v.name), ready: true })),
+        : lab.vms.map((v) => ({
+            name: v.name,
+            started: started.has(v.name),
+            ready: true,
+            boot: readBootRecord(state.dir, v.name),
+          })),
+      ...(timings ? { timings } : {}),
     };
   } finally {
     state.release();

@@ -13,6 +13,8 @@ import {
 import { MAC_RE } from "../model/names.js";
 import type { Topology } from "../model/schema.js";
 import { hostRules } from "./host-rules.js";
+import { imageRules } from "./image-rules.js";
+import { impairRules } from "./impair-rules.js";
 import type { PathSegment } from "./parse.js";
 import { didYouMean, type Emit, show } from "./schema-issues.js";
 
@@ -116,14 +118,16 @@ export function semanticRules(
   const vmNets = new Map<string, Set<string>>();
   for (const [vm, spec] of t.vms) {
     const base: PathSegment[] = ["vms", vm];
-    if (spec.kernel && spec.disk)
-      emit([...base, "disk"], "give either `kernel` or `disk`, not both");
+    const boots = (["kernel", "disk", "image"] as const).filter((k) => spec[k] !== undefined);
+    if (boots.length > 1)
+      emit(
+        [...base, boots[1]!],
+        `give one of \`kernel\`, \`disk\` or \`image\`, not ${boots.map((b) => `\`${b}\``).join(" and ")}`,
+      );
     if (!spec.kernel && (spec.initrd || spec.append !== undefined)) {
       emit([...base, spec.initrd ? "initrd" : "append"], "`initrd` and `append` need `kernel`");
     }
-    if (spec.sshKey !== undefined && !spec.disk) {
-      emit([...base, "sshKey"], "`sshKey` goes into the cloud-init seed of a `disk` image");
-    }
+    imageRules(spec, base, emit);
     if (spec.nics.length === 0) {
       emit([...base, "nics"], "the VM has no NIC: it will not be on any network", "warning");
     }
@@ -296,4 +300,5 @@ export function semanticRules(
     });
   }
   hostRules(t, emit);
+  impairRules(t, emit);
 }

@@ -5,6 +5,7 @@ import {
   BridgedNetworkSchema,
   BridgeNetworkSchema,
   HostSchema,
+  ImpairSchema,
   NicSchema,
   QemuSchema,
   TopologySchema,
@@ -55,6 +56,7 @@ function keysAt(path: readonly PropertyKey[], data: unknown): string[] {
   if (path[0] === "hosts" && path.length === 2) return shapeKeys(HostSchema);
   if (path[0] === "vms" && path[2] === "nics" && path.length === 4) return shapeKeys(NicSchema);
   if (path[0] === "vms" && path[2] === "qemu" && path.length === 3) return shapeKeys(QemuSchema);
+  if (path.at(-1) === "impair") return shapeKeys(ImpairSchema);
   return [];
 }
 

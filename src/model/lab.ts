@@ -2,6 +2,9 @@
 // Everything downstream (planning, rendering, host adapters) works from this, never from the raw file.
 import type { LabHost, Span } from "./hosts.js";
 
+import type { ImageRef } from "./images.js";
+import type { Impairment } from "./impair.js";
+
 export type Proto = "tcp" | "udp";
 
 /** A host port forwarded into a guest. `vm` is set for bridge networks (the target VM). */
@@ -80,12 +83,23 @@ export interface Nic {
   netdevId: string;
   /** Host tap (bridge and bridged networks), null for user networks. */
   tap: string | null;
+  /** Impairments of the frames to and from this NIC (its own over its network's); absent: none. */
+  impair?: Impairment;
 }
 
 export type Guest =
   | { kind: "builtin" }
   | { kind: "kernel"; kernel: string; initrd: string | null; append: string | null }
-  | { kind: "disk"; disk: string; sshKey: string | null };
+  | { kind: "disk"; disk: string; sshKey: string | null; sshUser: string }
+  | {
+      kind: "image";
+      image: ImageRef;
+      sshKey: string | null;
+      /** The login cloud-init creates (`sshUser`, default "qnet"). */
+      sshUser: string;
+      /** Keep the VM's overlay on `down`. */
+      persist: boolean;
+    };
 
 export interface Vm {
   name: string;
@@ -103,6 +117,13 @@ export interface Vm {
 export interface Lab {
   name: string;
   netns: string | null;
+  /**
+   * How VMs start: `instant` restores the built-in guest from a booted template where the VM's layout
+   * allows it (a cold boot otherwise); `cold` always boots.
+   */
+  boot: "instant" | "cold";
+  /** The lab's login key as the file gives it (a public key line or a private key's path), or null. */
+  sshKey: string | null;
   /** Networks and VMs in a deterministic order (sorted by name). */
   networks: Network[];
   vms: Vm[];

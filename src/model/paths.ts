@@ -11,6 +11,10 @@ export interface VmFiles {
   pidfile: string;
   stderrLog: string;
   seed: string;
+  /** How the VM last started (a template or a cold boot), for status. */
+  boot: string;
+  /** An `image` VM's copy-on-write disk over the cached base image. */
+  overlay: string;
 }
 
 export function vmFiles(stateDir: string, vm: string): VmFiles {
@@ -23,14 +27,30 @@ export function vmFiles(stateDir: string, vm: string): VmFiles {
     pidfile: `${base}.pid`,
     stderrLog: `${base}.qemu.log`,
     seed: `${base}.seed.img`,
+    boot: `${base}.boot.json`,
+    overlay: `${base}.overlay.qcow2`,
   };
 }
 
-/** The boot part of a VM's runtime: the user's kernel or disk, or the built-in guest (paths given). */
+/**
+ * Where an `image` VM's overlay lives: in the state directory (gone with the lab), or for `persist: true`
+ * under `dataDir` (kept by down, used again by the next up).
+ */
+export function overlayPath(stateDir: string, dataDir: string, lab: string, vm: Vm): string {
+  return vm.guest.kind === "image" && vm.guest.persist
+    ? join(dataDir, "overlays", lab, `${vm.name}.qcow2`)
+    : vmFiles(stateDir, vm.name).overlay;
+}
+
+/**
+ * The boot part of a VM's runtime: the user's kernel or disk, the built-in guest (paths given), or an
+ * image (its kernel, when it has one, given).
+ */
 export function vmRuntime(
   stateDir: string,
   vm: Vm,
   builtin: { kernel: string; initrd: string; append: string },
+  image?: { boot: { kernel: string; initrd: string; append: string } | null; overlay: string },
 ): VmRuntime {
   const f = vmFiles(stateDir, vm.name);
   const g = vm.guest;
@@ -39,7 +59,14 @@ export function vmRuntime(
       ? { kind: "kernel", kernel: builtin.kernel, initrd: builtin.initrd, append: builtin.append }
       : g.kind === "kernel"
         ? { kind: "kernel", kernel: g.kernel, initrd: g.initrd, append: g.append }
-        : { kind: "disk", disk: g.disk, seed: f.seed };
+        : g.kind === "image"
+          ? {
+              kind: "image",
+              boot: image?.boot ?? null,
+              overlay: image?.overlay ?? f.overlay,
+              seed: f.seed,
+            }
+          : { kind: "disk", disk: g.disk, seed: f.seed };
   return {
     qmp: f.qmp,
     qga: f.qga,

@@ -23,6 +23,20 @@ const nicModel = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/, {
 });
 
 const forward = z.string().describe("[proto:][hostaddr:]hostport:guestport");
+
+/** Link impairments: values with units, checked by the rules (src/model/impair.ts). */
+const impairValue = z.union([z.string(), z.number()]);
+export const ImpairSchema = z
+  .strictObject({
+    delay: impairValue.optional().describe("one-way delay in each direction: 40ms, 1.5s, 500us"),
+    jitter: impairValue.optional().describe("random variation of the delay: 5ms"),
+    loss: impairValue.optional().describe("frames dropped in each direction: 1%"),
+    rate: impairValue.optional().describe("bandwidth in each direction: 10mbit, 512kbit"),
+    duplicate: impairValue.optional().describe("frames sent twice: 1%"),
+    corrupt: impairValue.optional().describe("frames with a flipped bit: 0.1%"),
+    reorder: impairValue.optional().describe("frames sent at once while the rest wait: 25%"),
+  })
+  .describe("impairments of the frames to and from a NIC (netem and tbf on its tap)");
 const bridgeForward = z.string().describe("[proto:][hostaddr:]hostport:vm:guestport");
 
 export const UserNetworkSchema = z
@@ -37,6 +51,7 @@ export const UserNetworkSchema = z
     dns: z.string().optional().describe("address of QEMU's built-in DNS server inside the subnet"),
     dhcpStart: z.string().optional().describe("first address QEMU's DHCP server hands out"),
     home: name("a host name").optional().describe("multi-host labs: the host whose VMs use it"),
+    impair: ImpairSchema.optional().describe("refused: QEMU's user stack cannot be shaped"),
   })
   .describe("QEMU user networking (SLIRP): no host changes, port forwards");
 
@@ -70,6 +85,7 @@ export const BridgeNetworkSchema = z
       .max(16777215)
       .optional()
       .describe("multi-host labs: the VXLAN network identifier (derived otherwise)"),
+    impair: ImpairSchema.optional().describe("default impairments of every NIC on this network"),
   })
   .describe("a private host bridge with one tap per VM NIC");
 
@@ -85,6 +101,7 @@ export const BridgedNetworkSchema = z
       .describe("who makes the change; detected otherwise"),
     probe: z.string().optional().describe("address probed after the move; default the gateway"),
     home: name("a host name").optional().describe("multi-host labs: the host of the uplink"),
+    impair: ImpairSchema.optional().describe("default impairments of every NIC on this network"),
   })
   .describe("VMs on the host's LAN: the uplink is enslaved to a bridge");
 
@@ -99,6 +116,7 @@ export const NicSchema = z.strictObject({
   ip: z.string().optional().describe("fixed IPv4 address; allocated otherwise"),
   mac: z.string().optional().describe("fixed MAC; derived from lab, VM and NIC index otherwise"),
   model: nicModel.optional().describe("QEMU NIC device, default virtio-net-pci"),
+  impair: ImpairSchema.optional().describe("impairments of this NIC (over its network's)"),
 });
 
 export const QemuSchema = z.strictObject({
@@ -117,7 +135,22 @@ export const VmSchema = z.strictObject({
   initrd: z.string().min(1).optional(),
   append: z.string().optional(),
   disk: z.string().min(1).optional().describe("disk image; a cloud-init seed is attached"),
-  sshKey: z.string().optional().describe("public key for the cloud-init seed of a disk image"),
+  image: z
+    .union([
+      z.string().describe("an image qnet builds: debian-12, debian-13"),
+      z.strictObject({
+        url: z.string().describe("http(s) URL of a qcow2 or raw image"),
+        sha256: z.string().optional().describe("its sha256 (required: downloads are verified)"),
+      }),
+    ])
+    .optional()
+    .describe("boot from a copy-on-write overlay of this image, with a cloud-init seed"),
+  sshKey: z
+    .string()
+    .optional()
+    .describe("public key authorized in a disk or image VM, besides the lab's key"),
+  sshUser: z.string().optional().describe("login cloud-init creates (default qnet)"),
+  persist: z.boolean().optional().describe("keep the image overlay on `down` (default false)"),
   memory: z.number().int().min(16).max(1048576).optional().describe("MiB, default 256"),
   cpus: z.number().int().min(1).max(255).optional().describe("default 1"),
   user: z.string().regex(USER_RE).optional().describe("owner of this VM's taps"),
@@ -144,6 +177,12 @@ export const TopologySchema = z
   .strictObject({
     $schema: z.string().optional(),
     name: name("the lab name"),
+    boot: z
+      .enum(["instant", "cold"])
+      .optional()
+      .describe(
+        "instant (default): VMs of the built-in guest start from a booted template when their layout allows; cold: always boot",
+      ),
     netns: z
       .string()
       .regex(NETNS_RE, { message: NETNS_RULE })
@@ -154,6 +193,13 @@ export const TopologySchema = z
       .record(name("a host name"), HostSchema)
       .optional()
       .describe("multi-host labs: the hosts, joined by kernel VXLAN"),
+    sshKey: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "the lab's login key: an OpenSSH public key line, or the path of a private key; default: a key pair made for the lab",
+      ),
     networks: z.record(name("a network name"), NetworkSchema),
     vms: z.record(name("a VM name"), VmSchema),
   })

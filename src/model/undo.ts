@@ -26,7 +26,9 @@ export type Undo =
   /** Put a NetworkManager-managed uplink back: the nmcli commands that undo the move. */
   | { kind: "uplink-nmcli"; inverse: string[][] }
   /** Delete a VXLAN device's all-zero FDB entry to `dst`, only if the device still carries `alias`. */
-  | { kind: "fdb"; device: string; dst: string; alias: string };
+  | { kind: "fdb"; device: string; dst: string; alias: string }
+  /** Delete qnet's root qdisc (handle 5154:) or ingress redirect (filter 5154) of a device, if still there. */
+  | { kind: "qdisc"; dev: string; parent: "root" | "ingress" };
 
 export interface UplinkMoveRecord {
   uplink: string;

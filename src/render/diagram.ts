@@ -1,4 +1,5 @@
 // Diagrams of a lab: ASCII in the spirit of the seed's pictures, Mermaid and Graphviz DOT.
+import { describeImpairment } from "../model/impair.js";
 import type { Lab, Network, Nic, Vm } from "../model/lab.js";
 
 /** Live facts for a running lab (optional): per VM whether it runs and the addresses it holds. */
@@ -41,7 +42,8 @@ function vmLabel(p: Port, live?: LiveState): string {
       ? ` [${v.running ? "up" : "down"}${v.addresses.length ? ` ${v.addresses.join(" ")}` : ""}]`
       : " [unknown]";
   }
-  return `${p.vm.name}  ${addr}  ${p.nic.mac}  ${p.nic.model}${state}`;
+  const impair = p.nic.impair ? `  impaired: ${describeImpairment(p.nic.impair)}` : "";
+  return `${p.vm.name}  ${addr}  ${p.nic.mac}  ${p.nic.model}${impair}${state}`;
 }
 
 /** ASCII art: the host, each network with its bridge, taps and VMs. */
@@ -92,7 +94,8 @@ export function renderMermaid(lab: Lab, live?: LiveState): string {
     lines.push(`  ${nid}["${mermaidText(netTitle(net))}"]`, `  host --- ${nid}`);
     for (const p of portsOf(lab, net)) {
       const addr = p.nic.networkType === "bridged" ? "DHCP" : (p.nic.ip ?? "");
-      const label = [p.nic.tap, addr, p.nic.mac].filter(Boolean).join(" ");
+      const impair = p.nic.impair ? `impaired: ${describeImpairment(p.nic.impair)}` : "";
+      const label = [p.nic.tap, addr, p.nic.mac, impair].filter(Boolean).join(" ");
       lines.push(`  ${nid} -- "${mermaidText(label)}" --- ${vmId.get(p.vm.name)}`);
     }
   });

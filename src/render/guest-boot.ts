@@ -1,5 +1,6 @@
-// How the built-in guest configures each NIC: the kernel command line qnet passes to its /init.
-import { guestCmdline } from "../guest/init-script.js";
+// How the built-in guest configures each NIC: the `qnet.*` settings qnet passes on the kernel line at a
+// cold boot, or to the guest's configure script after a restore from a template.
+import { type GuestParams, guestCmdline, guestParams } from "../guest/init-script.js";
 import type { Lab, Vm } from "../model/lab.js";
 
 /**
@@ -8,7 +9,7 @@ import type { Lab, Vm } from "../model/lab.js";
  * networks, where the address QEMU's DHCP would hand out is known in advance (no DHCP round trip at boot).
  * Only the first NIC with a gateway sets the default route.
  */
-export function builtinAppend(lab: Lab, vm: Vm): string {
+function settingsOf(lab: Lab, vm: Vm): GuestParams {
   const nets = new Map(lab.networks.map((n) => [n.name, n]));
   let dns: string | null = null;
   let routed = false;
@@ -22,5 +23,15 @@ export function builtinAppend(lab: Lab, vm: Vm): string {
     const mtu = net.type === "bridge" && net.span ? net.span.mtu : null;
     return { mac: nic.mac, ip: nic.ip, prefix: nic.prefix, gateway, dhcp, ...(mtu ? { mtu } : {}) };
   });
-  return guestCmdline({ hostname: vm.name, nics, dns });
+  return { hostname: vm.name, nics, dns };
+}
+
+/** The kernel command line of a VM of the built-in guest. */
+export function builtinAppend(lab: Lab, vm: Vm): string {
+  return guestCmdline(settingsOf(lab, vm));
+}
+
+/** The same settings as words for the guest's configure script (a VM restored from a template). */
+export function builtinParams(lab: Lab, vm: Vm): string[] {
+  return guestParams(settingsOf(lab, vm));
 }

@@ -1,9 +1,10 @@
 // QEMU argv: the network fragment of a VM (`qnet args`) and the full command line qnet launches.
 import type { HostFacts, Lab, Network, Nic, Vm } from "../model/lab.js";
+import { imageBootArgs } from "./image-args.js";
 import { qemuOpts, qemuValue } from "./qemu-escape.js";
 
 /** vhost-net accelerates virtio-net over tap; multi-queue needs virtio-net and more than one vCPU. */
-function isVirtioNet(model: string): boolean {
+export function isVirtioNet(model: string): boolean {
   return (
     model === "virtio-net-pci" ||
     model === "virtio-net" ||
@@ -73,10 +74,37 @@ export interface VmRuntime {
   serial: string;
   serialLog: string;
   pidfile: string;
-  /** What boots: a kernel (built-in guest or the user's) or a disk plus an optional cloud-init seed. */
+  /**
+   * What boots: a kernel (built-in guest or the user's), a disk plus an optional cloud-init seed, or a
+   * guest restored from a template (`-incoming defer`: QEMU waits for its state over QMP).
+   */
   boot:
-    | { kind: "kernel"; kernel: string; initrd: string | null; append: string | null }
-    | { kind: "disk"; disk: string; seed: string | null };
+    | {
+        kind: "kernel";
+        kernel: string;
+        initrd: string | null;
+        append: string | null;
+        /** The guest's RAM in this file, shared (a template being made) or copy-on-write. */
+        ram?: GuestRam;
+      }
+    | { kind: "disk"; disk: string; seed: string | null }
+    | {
+        kind: "image";
+        /** A built image's kernel (direct boot); null: the firmware boots the disk. */
+        boot: { kernel: string; initrd: string; append: string } | null;
+        /** The VM's copy-on-write disk over the cached base image. */
+        overlay: string;
+        seed: string;
+      }
+    | { kind: "restore"; ram: GuestRam };
+  /** Files the guest reads through fw_cfg (the built-in guest's SSH keys: never on the command line). */
+  fwCfg?: { name: string; file: string }[];
+}
+
+/** Guest RAM backed by a file: `share` writes go to the file (a template), else copy-on-write. */
+export interface GuestRam {
+  path: string;
+  share: boolean;
 }
 
 /**
@@ -90,6 +118,8 @@ export function qemuNameArg(lab: string, vm: string): string {
 
 /** The full argv qnet launches for a VM (binary first). Deterministic for the same inputs. */
 export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): string[] {
+  const ram =
+    rt.boot.kind === "restore" ? rt.boot.ram : rt.boot.kind === "kernel" ? rt.boot.ram : undefined;
   const argv = [
     vm.qemu.binary,
     "-name",
@@ -100,8 +130,19 @@ export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): strin
     "-no-reboot",
     "-display",
     "none",
+    ...(ram
+      ? [
+          "-object",
+          qemuOpts("memory-backend-file", [
+            ["id", "pc.ram"],
+            ["size", `${vm.memory}M`],
+            ["mem-path", ram.path],
+            ["share", ram.share ? "on" : "off"],
+          ]),
+        ]
+      : []),
     "-machine",
-    `${vm.qemu.machine},accel=${facts.kvm ? "kvm" : "tcg"}`,
+    `${vm.qemu.machine},accel=${facts.kvm ? "kvm" : "tcg"}${ram ? ",memory-backend=pc.ram" : ""}`,
     "-cpu",
     facts.kvm ? "host" : "max",
     "-m",
@@ -113,6 +154,10 @@ export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): strin
     argv.push("-kernel", rt.boot.kernel);
     if (rt.boot.initrd) argv.push("-initrd", rt.boot.initrd);
     if (rt.boot.append) argv.push("-append", rt.boot.append);
+  } else if (rt.boot.kind === "restore") {
+    argv.push("-incoming", "defer");
+  } else if (rt.boot.kind === "image") {
+    argv.push(...imageBootArgs(rt.boot));
   } else {
     argv.push(
       "-drive",
@@ -132,6 +177,8 @@ export function vmArgv(lab: Lab, vm: Vm, facts: HostFacts, rt: VmRuntime): strin
       );
     }
   }
+  for (const f of rt.fwCfg ?? [])
+    argv.push("-fw_cfg", qemuOpts(`name=${f.name}`, [["file", f.file]]));
   // No NIC option ROM: qnet boots kernels directly or from disk, never by PXE; skipping it saves boot time.
   for (const model of [...new Set(vm.nics.map((n) => n.model))].sort()) {
     argv.push("-global", `${qemuValue(model)}.romfile=`);

@@ -1,5 +1,7 @@
 // Resolution: a valid topology becomes a Lab, with every default and derived value filled in one place.
 import { parseForward } from "../model/forward.js";
+import { DEFAULT_SSH_USER } from "../model/images.js";
+import { mergeImpairments, parseImpairSpec } from "../model/impair.js";
 import { broadcast, formatIpv4, parseCidr, parseIpv4, type Subnet } from "../model/ipv4.js";
 import type { Forward, Lab, Network, Nic, Vm } from "../model/lab.js";
 import type { NetworkSpec, Topology, VmSpec } from "../model/schema.js";
@@ -81,7 +83,18 @@ export function resolveLab(t: Topology): Lab {
   const vms: Vm[] = byName(t.vms).map(([name, spec]) =>
     resolveVm(t, name, spec, netByName, macs, ifnames, allocate),
   );
-  return placeOnHosts(t, { name: t.name, netns: t.netns ?? null, networks, vms }, ifnames);
+  return placeOnHosts(
+    t,
+    {
+      name: t.name,
+      netns: t.netns ?? null,
+      boot: t.boot ?? "instant",
+      sshKey: t.sshKey ?? null,
+      networks,
+      vms,
+    },
+    ifnames,
+  );
 }
 
 function resolveNetwork(
@@ -147,6 +160,11 @@ function resolveVm(
 ): Vm {
   const nics: Nic[] = spec.nics.map((n, index) => {
     const net = nets.get(n.network)!;
+    const netSpec = t.networks.get(n.network);
+    const impair = mergeImpairments(
+      netSpec?.impair ? parseImpairSpec(netSpec.impair) : null,
+      n.impair ? parseImpairSpec(n.impair) : null,
+    );
     const mac = n.mac?.toLowerCase() ?? deriveMac(t.name, name, index, macs);
     let ip: string | null = null;
     let prefix: number | null = null;
@@ -172,6 +190,7 @@ function resolveVm(
       netdevId: `net${index}`,
       tap:
         net.type === "user" ? null : deriveIfname("qntap-", ifnames, t.name, name, String(index)),
+      ...(impair ? { impair } : {}),
     };
   });
   const guest: Vm["guest"] = spec.kernel
@@ -182,8 +201,24 @@ function resolveVm(
         append: spec.append ?? null,
       }
     : spec.disk
-      ? { kind: "disk", disk: spec.disk, sshKey: spec.sshKey ?? null }
-      : { kind: "builtin" };
+      ? {
+          kind: "disk",
+          disk: spec.disk,
+          sshKey: spec.sshKey ?? null,
+          sshUser: spec.sshUser ?? DEFAULT_SSH_USER,
+        }
+      : spec.image !== undefined
+        ? {
+            kind: "image",
+            image:
+              typeof spec.image === "string"
+                ? { kind: "named", name: spec.image }
+                : { kind: "url", url: spec.image.url, sha256: spec.image.sha256!.toLowerCase() },
+            sshKey: spec.sshKey ?? null,
+            sshUser: spec.sshUser ?? DEFAULT_SSH_USER,
+            persist: spec.persist ?? false,
+          }
+        : { kind: "builtin" };
   return {
     name,
     nics,

@@ -36,7 +36,9 @@ function vmDetails(vm: Vm): string[] {
       ? "built-in guest"
       : g.kind === "kernel"
         ? `kernel ${g.kernel}`
-        : `disk ${g.disk}`;
+        : g.kind === "disk"
+          ? `disk ${g.disk}`
+          : `image ${g.image.kind === "named" ? g.image.name : g.image.url}`;
   return [
     `${vm.memory} MiB, ${vm.cpus} vCPU${vm.cpus > 1 ? "s" : ""}, ${vm.qemu.machine}`,
     guest,

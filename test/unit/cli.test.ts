@@ -41,7 +41,7 @@ describe("qnet validate", () => {
       r.stderr,
       // The shape error, and the semantic error of an entry whose shape is right (vm0's address on the
       // misshapen network lan is not judged).
-      `${f}:3:45: error: networks.lan.bridg: unknown key "bridg" (did you mean "bridge"?); allowed here: type, bridge, subnet, gateway, dhcp, nat, uplink, dns, forwards, home, vni\n` +
+      `${f}:3:45: error: networks.lan.bridg: unknown key "bridg" (did you mean "bridge"?); allowed here: type, bridge, subnet, gateway, dhcp, nat, uplink, dns, forwards, home, vni, impair\n` +
         `${f}:6:28: error: vms.vm1.nics[0].network: unknown network "nope"; defined: lan\n`,
     );
   });

@@ -63,6 +63,7 @@ describe("guest builder helpers", () => {
   it("lays out the initramfs with every parent directory before its files", () => {
     const entries = guestLayout({
       initScript: "#!/bin/busybox sh\n",
+      configureScript: "#!/bin/sh\n",
       udhcpcScript: "#!/bin/sh\n",
       busybox: Buffer.from("bb"),
       modules: [{ name: "virtio_net", data: Buffer.from("m") }],
@@ -83,6 +84,7 @@ describe("guest builder helpers", () => {
       "bin/busybox",
       "bin/sh",
       "etc/qnet/udhcpc.sh",
+      "etc/qnet/configure.sh",
       "lib/modules/qnet/virtio_net.ko",
       "usr/sbin/qemu-ga",
       "lib64/ld-linux-x86-64.so.2",

@@ -8,10 +8,14 @@ import { after, describe, it } from "node:test";
 import { execa } from "execa";
 import {
   BASE_CMDLINE,
+  GUEST_CONFIGURE_SCRIPT,
   guestCmdline,
+  guestParams,
   READY_PREFIX,
+  renderConfigureScript,
   renderInitScript,
   renderUdhcpcScript,
+  restoreParams,
 } from "../../src/guest/init-script.js";
 
 const base = BASE_CMDLINE.join(" ");
@@ -90,9 +94,12 @@ describe("renderInitScript", () => {
     const u = join(tmp, "udhcpc.sh");
     writeFileSync(u, renderUdhcpcScript());
     await execa("/bin/busybox", ["sh", "-n", u]);
+    const c = join(tmp, "configure.sh");
+    writeFileSync(c, renderConfigureScript());
+    await execa("/bin/busybox", ["sh", "-n", c]);
   });
 
-  it("mounts, installs applets, loads modules in order and starts the agent before the ready line", () => {
+  it("mounts, installs applets, loads modules, configures, and starts the agent before the ready line", () => {
     const at = (s: string) => {
       const i = script.indexOf(s);
       assert.ok(i >= 0, `missing: ${s}`);
@@ -104,11 +111,13 @@ describe("renderInitScript", () => {
       at("for m in virtio_ring virtio virtio_pci virtio_net virtio_console; do") >
         at("--install -s"),
     );
-    assert.ok(at('udhcpc -i "$ifc" -t 20 -T 1 -A 1') > at("insmod"));
-    assert.ok(at("/usr/sbin/qemu-ga -m virtio-serial") < at(`echo "${READY_PREFIX} $HOSTNAME"`));
+    assert.ok(at(`${GUEST_CONFIGURE_SCRIPT} $(cat /proc/cmdline)`) > at("insmod"));
+    const ready = `echo "${READY_PREFIX} $(hostname)"`;
+    assert.ok(at("/usr/sbin/qemu-ga -m virtio-serial") < at(ready));
+    assert.ok(at(`${GUEST_CONFIGURE_SCRIPT} $(cat /proc/cmdline)`) < at(ready));
     assert.ok(at("-p /dev/virtio-ports/org.qemu.guest_agent.0") > 0);
     assert.ok(at("LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/lib64") > 0);
-    assert.ok(at("setsid cttyhack sh") > at(`echo "${READY_PREFIX} $HOSTNAME"`));
+    assert.ok(at("setsid cttyhack sh") > at(ready));
     assert.equal(script.split(`echo "${READY_PREFIX}`).length, 2, "exactly one ready line");
   });
 
@@ -117,37 +126,52 @@ describe("renderInitScript", () => {
     assert.throws(() => renderInitScript({ modules: [], qemuGa: "/q ga", libDirs: [] }));
   });
 
-  it("parses the command line the way guestCmdline writes it", async () => {
-    // Run the parsing part of /init against a fake /proc/cmdline with busybox sh.
-    const line = guestCmdline({
-      hostname: "web-1",
-      nics: [
-        { mac: "52:54:00:00:00:01", ip: "10.0.0.2", prefix: 24, gateway: "10.0.0.1", dhcp: false },
-        { mac: "52:54:00:00:00:02", ip: null, prefix: null, gateway: null, dhcp: true },
-      ],
-      dns: "10.0.0.1",
-    });
-    const start = script.indexOf("HOSTNAME=qnet-guest");
-    const end = script.indexOf('hostname "$HOSTNAME"');
-    const parsing = script
-      .slice(start, end)
-      .replace("$(cat /proc/cmdline)", `$(cat ${join(tmp, "cmdline")})`);
-    writeFileSync(join(tmp, "cmdline"), `${line}\n`);
+  it("the configure script reads the words the way guestParams and restoreParams write them", async () => {
+    // Run the argument parsing of the configure script with busybox sh, as /init and a restore call it.
+    const words = [
+      ...BASE_CMDLINE,
+      ...guestParams({
+        hostname: "web-1",
+        nics: [
+          {
+            mac: "52:54:00:00:00:01",
+            ip: "10.0.0.2",
+            prefix: 24,
+            gateway: "10.0.0.1",
+            dhcp: false,
+          },
+          { mac: "52:54:00:00:00:02", ip: null, prefix: null, gateway: null, dhcp: true },
+        ],
+        dns: "10.0.0.1",
+      }),
+      ...restoreParams(["52:54:00:00:aa:01", "52:54:00:00:aa:02"], new Date(0)).filter(
+        (w) => !w.startsWith("qnet.time="),
+      ),
+    ];
+    const configure = renderConfigureScript();
+    const parsing = configure.slice(
+      configure.indexOf("HOSTNAME=qnet-guest"),
+      configure.indexOf('case "$HOSTNAME"'),
+    );
     const probe = `${parsing}
 for nic in $NICS; do
   set -f; old_ifs=$IFS; IFS=,; set -- $nic; IFS=$old_ifs; set +f
   echo "nic mac=$1 addr=$2 gw=$3"
 done
-echo "host=$HOSTNAME dns=$DNS"
+echo "host=$HOSTNAME dns=$DNS was=$WAS"
 `;
-    const r = await execa("/bin/busybox", ["sh", "-c", probe]);
+    const r = await execa("/bin/busybox", ["sh", "-c", probe, "configure", ...words]);
     assert.equal(
       r.stdout,
       [
         "nic mac=52:54:00:00:00:01 addr=10.0.0.2/24 gw=10.0.0.1",
         "nic mac=52:54:00:00:00:02 addr=dhcp gw=",
-        "host=web-1 dns=10.0.0.1",
+        "host=web-1 dns=10.0.0.1 was= 52:54:00:00:aa:01 52:54:00:00:aa:02",
       ].join("\n"),
+    );
+    assert.equal(
+      guestCmdline({ hostname: "a", nics: [] }),
+      [...BASE_CMDLINE, "qnet.hostname=a"].join(" "),
     );
   });
 });

@@ -20,8 +20,10 @@ export function env(lab: Lab, netns: string | null = null): PlanEnv {
   return {
     lab,
     stateDir: "/run/qnet/test",
+    dataDir: "/var/lib/qnet-test",
     netns,
     vms: false,
+    cold: false,
     machine: { kvm: false, vhost: false },
     bridgeNfPerNetns: true,
   };

@@ -135,7 +135,16 @@ function checkPlans(lab: Lab, stateDir: string, machine: HostFacts): void {
     assert.ok(isPlainPath(dir), dir);
     return;
   }
-  const env = { lab, stateDir, netns: lab.netns, vms: true, machine, bridgeNfPerNetns: true };
+  const env = {
+    lab,
+    stateDir,
+    dataDir: "/var/lib/qnet",
+    netns: lab.netns,
+    vms: true,
+    cold: false,
+    machine,
+    bridgeNfPerNetns: true,
+  };
   for (const uplink of [null, "eth0"]) {
     const obs = {
       ...emptyObservation(lab.netns, true),

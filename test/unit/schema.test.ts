@@ -24,10 +24,12 @@ describe("JSON Schema", () => {
     assert.equal(schema.additionalProperties, false);
     assert.deepEqual(Object.keys(schema.properties as object).sort(), [
       "$schema",
+      "boot",
       "hosts",
       "name",
       "netns",
       "networks",
+      "sshKey",
       "user",
       "vms",
     ]);
