@@ -1,7 +1,7 @@
 // The seed's sections 3 and 1 for real: two built-in guests on a private bridge, and a user-network forward.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { existsSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -59,6 +59,15 @@ describe("private-lan: two VMs on a private bridge", () => {
     assert.match(r.stdout, /inet 10\.0\.2\.3\/24/);
     const l = env.qnet(["exec", "lab", "vm1", "--", "cat", "/sys/class/net/eth0/address"]);
     assert.equal(l.stdout.trim(), "52:54:00:12:34:57");
+  });
+
+  test("qnet ssh reaches vm1 at its address on the bridge, inside the lab's namespace", () => {
+    const r = env.qnet(["ssh", "lab", "vm1", "--", "cat", "/proc/sys/kernel/hostname"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "vm1");
+    const cfg = env.qnet(["ssh-config", "lab"]);
+    assert.match(cfg.stdout, /^Host vm1\n\s+HostName 10\.0\.2\.3$/m);
+    assert.match(cfg.stdout, new RegExp(`ip netns exec ${ns}`));
   });
 
   test("status shows both VMs running, and a killed VM as drift", () => {
@@ -169,7 +178,7 @@ describe("user-forward: a host port reaches a service in the guest", () => {
     env.cleanup();
   });
 
-  test("a listener started in the guest is reached on 127.0.0.1:2222 and not elsewhere", () => {
+  test("a listener started in the guest is reached on 127.0.0.1:8080 and not elsewhere", () => {
     const start = env.qnet([
       "exec",
       "web",
@@ -177,19 +186,57 @@ describe("user-forward: a host port reaches a service in the guest", () => {
       "--",
       "sh",
       "-c",
-      "mkdir -p /www && echo hello-from-guest > /www/index.html && httpd -p 22 -h /www",
+      "mkdir -p /www && echo hello-from-guest > /www/index.html && httpd -p 80 -h /www",
     ]);
     assert.equal(start.status, 0, start.stderr);
     // The guest's httpd daemonizes: give it a moment to listen.
-    let ok = httpGet(ns, "http://127.0.0.1:2222/");
+    let ok = httpGet(ns, "http://127.0.0.1:8080/");
     for (let i = 0; i < 10 && !ok.ok; i++) {
       sh(["sleep", "0.5"]);
-      ok = httpGet(ns, "http://127.0.0.1:2222/");
+      ok = httpGet(ns, "http://127.0.0.1:8080/");
     }
-    assert.ok(ok.ok, "forward on 127.0.0.1:2222 did not answer");
+    assert.ok(ok.ok, "forward on 127.0.0.1:8080 did not answer");
     assert.equal(ok.body.trim(), "hello-from-guest");
-    const other = httpGet(ns, "http://10.77.0.1:2222/");
+    const other = httpGet(ns, "http://10.77.0.1:8080/");
     assert.equal(other.ok, false, "the forward answered on an address it was not bound to");
+  });
+
+  test("the seed's ssh -p 2222 works as written: plain OpenSSH, the lab key, the pinned host key", () => {
+    // No qnet code on this path: the client, the lab's key and known_hosts from the state directory.
+    const keys = join(env.stateRoot, "web", "ssh");
+    const pub = readFileSync(join(keys, "host-vm_ed25519.pub"), "utf8").trim();
+    const kh = join(env.stateRoot, "known_hosts.2222");
+    writeFileSync(kh, `[127.0.0.1]:2222 ${pub.split(" ").slice(0, 2).join(" ")}\n`);
+    const ssh = (identity: string, knownHosts: string) =>
+      spawnSync(
+        "ip",
+        [
+          ...["netns", "exec", ns, "ssh", "-F", "/dev/null", "-o", "BatchMode=yes"],
+          ...["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`],
+          ...["-i", identity, "-p", "2222", "root@127.0.0.1", "hostname"],
+        ],
+        { encoding: "utf8", timeout: 30_000 },
+      );
+    const r = ssh(join(keys, "id_ed25519"), kh);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "vm");
+    // Another key pinned for the address: the client refuses the server.
+    const wrong = join(env.stateRoot, "known_hosts.wrong");
+    writeFileSync(wrong, `[127.0.0.1]:2222 ${readFileSync(join(keys, "id_ed25519.pub"), "utf8")}`);
+    const refused = ssh(join(keys, "id_ed25519"), wrong);
+    assert.notEqual(refused.status, 0);
+    assert.match(refused.stderr, /HOST IDENTIFICATION HAS CHANGED|Host key verification failed/);
+  });
+
+  test("qnet ssh runs a command over the forward; ssh-config names the route", () => {
+    const r = env.qnet(["ssh", "web", "vm", "--", "cat", "/proc/sys/kernel/hostname"]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim(), "vm");
+    const cfg = env.qnet(["ssh-config", "web"]);
+    assert.equal(cfg.status, 0, cfg.stderr);
+    assert.match(cfg.stdout, /^Host vm$/m);
+    assert.match(cfg.stdout, /^\s+HostName 127\.0\.0\.1$/m);
+    assert.match(cfg.stdout, /^\s+Port 2222$/m);
   });
 
   test("down stops the VM", () => {
