@@ -5,6 +5,7 @@ import { applyHostsBlock } from "../host/hosts-file.js";
 import { loadModules } from "../host/modules.js";
 import { createNetns } from "../host/netns.js";
 import { applyAcceptRules, applyNftTable } from "../host/nftables.js";
+import { applyNmUnmanaged } from "../host/nm-unmanaged.js";
 import { applySysctls } from "../host/sysctl.js";
 import { applyUplinks } from "../host/uplink.js";
 import { applyVms } from "../host/vm.js";
@@ -26,6 +27,7 @@ export const EXECUTORS: { [K in KindName]: Executor | "ip-batch" } = {
       { runner: ctx.runner, stateDir: ctx.stateDir, labName: ctx.lab.name, progress: ctx.progress },
       ctx.options,
     ),
+  "nm-unmanaged": (actions, ctx) => applyNmUnmanaged(actions, ctx.runner),
   bridge: "ip-batch",
   address: "ip-batch",
   tap: "ip-batch",

@@ -17,6 +17,7 @@ import { macvtapKind } from "./macvtap.js";
 import { moduleKind } from "./module.js";
 import { netnsKind } from "./netns.js";
 import { nftTableKind } from "./nft-table.js";
+import { nmUnmanagedKind } from "./nm-unmanaged.js";
 import { sysctlKind } from "./sysctl.js";
 import { tapKind } from "./tap.js";
 import type { Action, Kind, KindName, PlanEnv, Verdict } from "./types.js";
@@ -24,7 +25,8 @@ import { uplinkKind } from "./uplink.js";
 import { vmKind } from "./vm.js";
 
 /**
- * Every kind, in apply order: the namespace, kernel features, the LAN uplink moves, then every link
+ * Every kind, in apply order: the namespace, kernel features, the LAN uplink moves, NetworkManager told to
+ * leave the lab's links alone (before they exist), then every link
  * (bridges, their addresses, taps, macvtaps: one `ip -batch`), the sysctls that need those links, the
  * lab's nft table, accept rules in foreign firewalls, dnsmasq, the hosts file, and last the VMs.
  */
@@ -33,6 +35,7 @@ export const KINDS: readonly Kind<any>[] = [
   netnsKind,
   moduleKind,
   uplinkKind,
+  nmUnmanagedKind,
   bridgeKind,
   addressKind,
   tapKind,
@@ -79,6 +82,7 @@ export function observeRequest(
     req.iptables ||= !!r.iptables;
     req.listeners ||= !!r.listeners;
     req.defaultRoute ||= !!r.defaultRoute;
+    req.networkManager ||= !!r.networkManager;
     req.sysctls.push(...(r.sysctls ?? []));
     req.modules.push(...(r.modules ?? []));
     req.files.push(...(r.files ?? []));

@@ -8,6 +8,7 @@ export type KindName =
   | "netns"
   | "module"
   | "uplink"
+  | "nm-unmanaged"
   | "bridge"
   | "address"
   | "tap"

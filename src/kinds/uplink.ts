@@ -1,27 +1,152 @@
 // LAN uplinks (`type: bridged`, mode bridge): the host's NIC moves onto a bridge that takes its MAC,
 // addresses and routes; probed afterwards and rolled back when the LAN stops answering.
-import type { UplinkFacts, UplinkManager, UplinkSnapshot } from "../facts/types.js";
+import type {
+  NmFacts,
+  NmUplink,
+  Observation,
+  UplinkFacts,
+  UplinkManager,
+  UplinkSnapshot,
+} from "../facts/types.js";
 import type { BridgedNetwork } from "../model/lab.js";
 import { ownerMark } from "../model/names.js";
-import { dhcpNote, networkdRefusal, planNmcli, wirelessRefusal } from "../plan/uplink-manager.js";
+import { dhcpNote, networkdRefusal, nmRefusal, wirelessRefusal } from "../plan/uplink-manager.js";
+import { type NmMovePlan, nmHolds, nmProfile, planNmMove } from "../plan/uplink-nm.js";
 import { moveObstacles, planUplinkMove, probeTarget } from "../plan/uplink-plan.js";
 import { linksByName } from "./links.js";
-import type { Action, Kind, Verdict } from "./types.js";
+import type { Action, Kind, PlanEnv, Verdict } from "./types.js";
 
-export interface UplinkPayload {
+export type UplinkPayload = {
   net: BridgedNetwork;
   snapshot: UplinkSnapshot;
-  backend: "iproute2" | "nmcli";
-  /** `ip -batch` lines (iproute2) or nmcli argv (nmcli) of the move. */
-  apply: string[] | string[][];
   probe: string | null;
+} & (
+  | { backend: "iproute2" /** `ip -batch` lines of the move. */; apply: string[] }
+  | { backend: "nmcli"; nm: NmMovePlan }
+);
+
+const addrList = (addrs: { family: string; local: string; prefixlen: number }[]) =>
+  addrs
+    .filter((a) => a.family === "inet")
+    .map((a) => `${a.local}/${a.prefixlen}`)
+    .join(" ");
+
+/**
+ * A NetworkManager uplink: present when the uplink is a port of the bridge and both carry qnet's profiles;
+ * else the move through nmcli, or the reason it cannot be made.
+ */
+function diffNm(
+  net: BridgedNetwork,
+  snap: UplinkSnapshot,
+  m: NmUplink,
+  obs: Observation,
+  env: PlanEnv,
+): { verdict: Verdict; problem?: string } {
+  const lab = env.lab.name;
+  const base = { kind: "uplink" as const, name: net.bridge };
+  const refuse = (problem: string, detail: string) => ({
+    verdict: { ...base, state: "drifted" as const, detail, actions: [] },
+    problem,
+  });
+  const nm: NmFacts = obs.nm ?? {
+    pid: 0,
+    running: false,
+    version: null,
+    devices: [],
+    connections: [],
+    qnetConf: new Map(),
+  };
+  const bridgeP = nmProfile(lab, "bridge", net.bridge);
+  const portP = nmProfile(lab, "port", snap.name);
+  const brDev = nm.devices.find((d) => d.device === net.bridge);
+  if (
+    snap.master === net.bridge &&
+    brDev?.profile?.uuid === bridgeP.uuid &&
+    m.profile?.uuid === portP.uuid
+  ) {
+    const br = linksByName(obs).get(net.bridge);
+    const addrs = addrList(br?.addrs ?? []);
+    return {
+      verdict: {
+        ...base,
+        state: "present",
+        detail: `network ${net.name}, uplink ${net.uplink} (NetworkManager: ${bridgeP.id}, ${portP.id})${addrs ? `, ${addrs}` : ""}`,
+        actions: [],
+      },
+    };
+  }
+  const ours = nm.connections.filter((c) => c.uuid === bridgeP.uuid || c.uuid === portP.uuid);
+  const active = ours.filter((c) => c.device);
+  if (active.length > 0 || snap.master === net.bridge) {
+    const what = active.length
+      ? `qnet's profile${active.length > 1 ? "s" : ""} ${active.map((c) => `${c.id} (on ${c.device})`).join(", ")} active, but ${net.uplink} is not a port of ${net.bridge} under ${portP.id}`
+      : `${net.uplink} is a port of ${net.bridge} outside qnet's profiles`;
+    return refuse(
+      `network ${net.name}: ${what}; run \`qnet down ${lab}\` first, then \`qnet up\` again`,
+      what,
+    );
+  }
+  for (const p of [bridgeP, portP]) {
+    const foreign = nm.connections.find((c) => c.id === p.id && c.uuid !== p.uuid);
+    if (foreign) {
+      return refuse(
+        `network ${net.name}: a NetworkManager profile named ${p.id} (${foreign.uuid}) exists that qnet did not make; rename or delete it (\`nmcli connection delete uuid ${foreign.uuid}\`)`,
+        `profile name ${p.id} taken`,
+      );
+    }
+  }
+  if (linksByName(obs).has(net.bridge)) {
+    return refuse(
+      `network ${net.name}: interface ${net.bridge} already exists and is not NetworkManager's bridge for qnet; pick another \`bridge:\` name, or delete the interface`,
+      "held by an interface qnet did not make",
+    );
+  }
+  const plan = planNmMove({
+    lab,
+    network: net.name,
+    snapshot: snap,
+    bridge: net.bridge,
+    nm: m,
+    stale: ours.map((c) => ({ id: c.id, uuid: c.uuid })),
+  });
+  const probe = probeTarget(net, snap);
+  const from = plan.original
+    ? `the IP settings of profile ${JSON.stringify(plan.original.id)}`
+    : "no IP settings";
+  const action: Action<UplinkPayload> = {
+    kind: "uplink",
+    what:
+      `move ${snap.name} onto bridge ${net.bridge} through NetworkManager: profile ${bridgeP.id} (STP off, forward delay 0, ` +
+      `${snap.name}'s MAC and MTU, ${from})${plan.pinned ? ` holding ${plan.pinned.addresses.join(", ")} until its own DHCP lease` : ""} ` +
+      `and port profile ${portP.id}; probe ${probe ?? "nothing (no gateway)"}, roll back if it does not answer`,
+    reason: `network ${net.name} puts VMs on the LAN`,
+    undo: {
+      kind: "uplink-nm",
+      lab,
+      uplink: snap.name,
+      bridge: net.bridge,
+      original: plan.original,
+      profiles: [plan.portProfile, plan.bridgeProfile],
+      snapshot: snap,
+    },
+    payload: { net, snapshot: snap, probe, backend: "nmcli", nm: plan },
+  };
+  return {
+    verdict: {
+      ...base,
+      state: "missing",
+      detail: `network ${net.name}: ${net.uplink} is not on ${net.bridge}`,
+      actions: [action],
+    },
+  };
 }
 
 export const uplinkKind: Kind<BridgedNetwork> = {
   name: "uplink",
   desired: (env) =>
     env.lab.networks.flatMap((n) => (n.type === "bridged" && n.mode === "bridge" ? [n] : [])),
-  observe: (want) => (want.length ? { links: true, uplinks: want.map((n) => n.uplink) } : {}),
+  observe: (want) =>
+    want.length ? { links: true, uplinks: want.map((n) => n.uplink), networkManager: true } : {},
   diff(want, obs, env) {
     const mark = ownerMark(env.lab.name);
     const links = linksByName(obs);
@@ -44,6 +169,30 @@ export const uplinkKind: Kind<BridgedNetwork> = {
         );
         continue;
       }
+      if (facts?.wireless) {
+        const w = wirelessRefusal(net.name, net.uplink);
+        refuse(`${w.message}; ${w.hint}`, `uplink ${net.uplink} is wireless`);
+        continue;
+      }
+      const manager: UplinkManager = facts?.manager ?? { kind: "none" };
+      if (manager.kind === "nmcli") {
+        const r = nmRefusal(net.name, net.uplink, manager, net.backend === "nmcli");
+        if (r) {
+          refuse(`${r.message}; ${r.hint}`, r.message.replace(/^network [^:]*: /, ""));
+          continue;
+        }
+      }
+      if (manager.kind === "nmcli" && nmHolds(manager)) {
+        if (snap.master && snap.master !== net.bridge) {
+          const why = `${snap.name} is already enslaved to ${snap.master}`;
+          refuse(`network ${net.name}: ${why}`, why);
+          continue;
+        }
+        const r = diffNm(net, snap, manager, obs, env);
+        if (r.problem) problems.push(r.problem);
+        verdicts.push(r.verdict);
+        continue;
+      }
       if (snap.master === net.bridge && br?.alias === mark) {
         const addrs = br.addrs.filter((a) => a.family === "inet");
         verdicts.push({
@@ -63,17 +212,11 @@ export const uplinkKind: Kind<BridgedNetwork> = {
         );
         continue;
       }
-      if (facts?.wireless) {
-        const w = wirelessRefusal(net.name, net.uplink);
-        refuse(`${w.message}; ${w.hint}`, `uplink ${net.uplink} is wireless`);
-        continue;
-      }
       const obstacles = moveObstacles(snap, net.bridge);
       if (obstacles.length > 0) {
         refuse(`network ${net.name}: ${obstacles.join("; ")}`, obstacles.join("; "));
         continue;
       }
-      const manager: UplinkManager = facts?.manager ?? { kind: "none" };
       if (manager.kind === "networkd") {
         const r = networkdRefusal(net.name, snap.name, net.bridge, manager.networkFile);
         refuse(`${r.message}; ${r.hint}`, `uplink ${net.uplink} is managed by systemd-networkd`);
@@ -82,39 +225,21 @@ export const uplinkKind: Kind<BridgedNetwork> = {
       if (manager.kind === "dhcp")
         notes.push(`network ${net.name}: ${dhcpNote(snap.name, net.bridge, manager)}`);
       const probe = probeTarget(net, snap);
-      let action: Action<UplinkPayload>;
-      if (manager.kind === "nmcli") {
-        const p = planNmcli({
-          lab: env.lab.name,
+      const p = planUplinkMove(snap, { bridge: net.bridge, alias: mark });
+      const action: Action<UplinkPayload> = {
+        kind: "uplink",
+        what: `create bridge ${net.bridge} with ${snap.name}'s MAC and MTU (STP off, forward delay 0) and move ${snap.name}'s addresses (${p.moved.addrs.join(", ") || "none"}) and routes onto it; probe ${probe ?? "nothing (no gateway)"}, roll back if it does not answer`,
+        reason: `network ${net.name} puts VMs on the LAN`,
+        undo: {
+          kind: "uplink-move",
           uplink: snap.name,
           bridge: net.bridge,
-          mac: snap.mac,
-          settings: manager.settings,
-        });
-        action = {
-          kind: "uplink",
-          what: `move ${snap.name} onto bridge ${net.bridge} with NetworkManager (STP off, forward delay 0, ${snap.name}'s MAC and IP settings)`,
-          reason: `network ${net.name} puts VMs on the LAN`,
-          undo: { kind: "uplink-nmcli", inverse: p.inverse },
-          payload: { net, snapshot: snap, backend: "nmcli", apply: p.apply, probe },
-        };
-      } else {
-        const p = planUplinkMove(snap, { bridge: net.bridge, alias: mark });
-        action = {
-          kind: "uplink",
-          what: `create bridge ${net.bridge} with ${snap.name}'s MAC and MTU (STP off, forward delay 0) and move ${snap.name}'s addresses (${p.moved.addrs.join(", ") || "none"}) and routes onto it; probe ${probe ?? "nothing (no gateway)"}, roll back if it does not answer`,
-          reason: `network ${net.name} puts VMs on the LAN`,
-          undo: {
-            kind: "uplink-move",
-            uplink: snap.name,
-            bridge: net.bridge,
-            alias: mark,
-            inverse: p.inverse,
-            snapshot: snap,
-          },
-          payload: { net, snapshot: snap, backend: "iproute2", apply: p.apply, probe },
-        };
-      }
+          alias: mark,
+          inverse: p.inverse,
+          snapshot: snap,
+        },
+        payload: { net, snapshot: snap, backend: "iproute2", apply: p.apply, probe },
+      };
       verdicts.push({
         ...base,
         state: "missing",
