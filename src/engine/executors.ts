@@ -21,13 +21,13 @@ export const EXECUTORS: { [K in KindName]: Executor | "ip-batch" } = {
     for (const a of actions) await createNetns((a.payload as WantNetns).name, ctx.runner);
   },
   module: (actions, ctx) => loadModules(actions, ctx.runner),
+  "nm-unmanaged": (actions, ctx) => applyNmUnmanaged(actions, ctx.runner),
   uplink: (actions, ctx) =>
     applyUplinks(
       actions,
       { runner: ctx.runner, stateDir: ctx.stateDir, labName: ctx.lab.name, progress: ctx.progress },
       ctx.options,
     ),
-  "nm-unmanaged": (actions, ctx) => applyNmUnmanaged(actions, ctx.runner),
   bridge: "ip-batch",
   address: "ip-batch",
   tap: "ip-batch",

@@ -1,5 +1,6 @@
 // What qnet observes of a host (one network namespace) in one pass: the facts every command reasons over.
 // Pure types: src/host/observe.ts fills them, the resource kinds (src/kinds) and doctor read them.
+import type { NmConfigSection } from "./nm-config.js";
 
 export interface HostAddr {
   family: "inet" | "inet6";
@@ -163,6 +164,8 @@ export interface NmFacts {
   connections: NmConnection[];
   /** qnet's files in its /run/NetworkManager/conf.d: file name → content. */
   qnetConf: Map<string, string>;
+  /** Its merged configuration (`NetworkManager --print-config`); null when not read. */
+  config: NmConfigSection[] | null;
 }
 
 /** One listening socket (`ss -Hltnp` / `-Hulnp`). */

@@ -2,6 +2,7 @@
 // its mount namespace, on its own D-Bus bus), reading its devices, profiles and qnet's conf.d files.
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { type NmConfigSection, parseNmConfig } from "../facts/nm-config.js";
 import type { NmConnection, NmDevice, NmFacts, NmProfileRef } from "../facts/types.js";
 import { NM_COPIED, parseNmcliValues, splitNmcliTerse } from "../plan/uplink-nm.js";
 import type { Runner, RunOptions, RunResult } from "./runner.js";
@@ -137,9 +138,47 @@ export function readQnetConf(nm: NmProcess): Map<string, string> {
   return out;
 }
 
-/** Everything qnet reasons over about the NetworkManager of the namespace (no answer: `running` false). */
-export async function readNmFacts(runner: Runner, nm: NmProcess): Promise<NmFacts> {
-  const [gen, dev, con] = await Promise.all([
+/** NetworkManager's own configuration options (`--config=...`), so --print-config reads what it reads. */
+function configArgs(pid: number, procRoot: string): string[] {
+  let argv: string[];
+  try {
+    argv = readFileSync(join(procRoot, String(pid), "cmdline"), "utf8").split("\0");
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  const keys = ["--config", "--config-dir", "--system-config-dir", "--intern-config"];
+  for (let k = 1; k < argv.length; k++) {
+    const a = argv[k]!;
+    if (keys.some((key) => a.startsWith(`${key}=`))) out.push(a);
+    else if (keys.includes(a) && argv[k + 1] !== undefined) out.push(`${a}=${argv[++k]}`);
+  }
+  return out;
+}
+
+/** NetworkManager's merged configuration, read in its own mount namespace (null: it could not be read). */
+export async function readNmConfig(
+  runner: Runner,
+  nm: NmProcess,
+  procRoot = "/proc",
+): Promise<NmConfigSection[] | null> {
+  const r = await runner.run(
+    [...nm.prefix, "NetworkManager", "--print-config", ...configArgs(nm.pid, procRoot)],
+    { allowFail: true, hostNamespace: true, timeoutMs: 15_000 },
+  );
+  return r.exitCode === 0 ? parseNmConfig(r.stdout) : null;
+}
+
+/**
+ * Everything qnet reasons over about the NetworkManager of the namespace (no answer: `running` false);
+ * `config`: its merged configuration too.
+ */
+export async function readNmFacts(
+  runner: Runner,
+  nm: NmProcess,
+  opts: { config?: boolean; procRoot?: string } = {},
+): Promise<NmFacts> {
+  const [gen, dev, con, config] = await Promise.all([
     nmcli(runner, nm, ["-t", "-f", "RUNNING,VERSION", "general"], {
       allowFail: true,
       timeoutMs: 15_000,
@@ -152,6 +191,7 @@ export async function readNmFacts(runner: Runner, nm: NmProcess): Promise<NmFact
       allowFail: true,
       timeoutMs: 15_000,
     }),
+    opts.config ? readNmConfig(runner, nm, opts.procRoot) : Promise.resolve(null),
   ]);
   const [state = "", version = ""] = splitNmcliTerse(gen.stdout.trim());
   const running = gen.exitCode === 0 && state === "running";
@@ -162,6 +202,7 @@ export async function readNmFacts(runner: Runner, nm: NmProcess): Promise<NmFact
     devices: running && dev.exitCode === 0 ? parseNmDevices(dev.stdout) : [],
     connections: running && con.exitCode === 0 ? parseNmConnections(con.stdout) : [],
     qnetConf: readQnetConf(nm),
+    config,
   };
 }
 

@@ -189,7 +189,13 @@ export async function observe(
       ? findNetworkManager(runner.netns, opts.procRoot)
       : null;
   const nm: NmContext | null = nmProc
-    ? { proc: nmProc, facts: await readNmFacts(runner, nmProc) }
+    ? {
+        proc: nmProc,
+        facts: await readNmFacts(runner, nmProc, {
+          config: req.uplinks.length > 0,
+          ...(opts.procRoot ? { procRoot: opts.procRoot } : {}),
+        }),
+      }
     : null;
   obs.nm = nm?.facts ?? null;
   await Promise.all([

@@ -185,8 +185,13 @@ export async function undoUplinkNm(runner: Runner, d: UplinkNmRecord): Promise<v
     }
   }
   for (const p of ours) await nmcli(runner, proc, ["connection", "delete", "uuid", p.uuid]);
-  // NetworkManager deletes the bridge it made with its profile.
-  await until(async () => !(await linkMaster(runner, d.bridge)).exists, 5_000);
+  // NetworkManager deletes the bridge it made with its profile; one it could not manage it leaves behind.
+  // The name was free before the move (qnet plans no move onto an existing interface): it goes too.
+  const unmanaged = nm.devices.find((x) => x.device === d.bridge)?.state === "unmanaged";
+  const gone = async () => !(await linkMaster(runner, d.bridge)).exists;
+  if (!(await until(gone, unmanaged ? 0 : 5_000))) {
+    await runner.run(["ip", "link", "del", "dev", d.bridge], { allowFail: true });
+  }
   if (!original) return;
   const want = d.snapshot.addrs.map((a) => `${a.local}/${a.prefixlen}`);
   const back = await until(async () => {

@@ -25,8 +25,8 @@ import { uplinkKind } from "./uplink.js";
 import { vmKind } from "./vm.js";
 
 /**
- * Every kind, in apply order: the namespace, kernel features, the LAN uplink moves, NetworkManager told to
- * leave the lab's links alone (before they exist), then every link
+ * Every kind, in apply order: the namespace, kernel features, NetworkManager told to leave the lab's links
+ * alone (before any of them exists), the LAN uplink moves, then every link
  * (bridges, their addresses, taps, macvtaps: one `ip -batch`), the sysctls that need those links, the
  * lab's nft table, accept rules in foreign firewalls, dnsmasq, the hosts file, and last the VMs.
  */
@@ -34,8 +34,8 @@ import { vmKind } from "./vm.js";
 export const KINDS: readonly Kind<any>[] = [
   netnsKind,
   moduleKind,
-  uplinkKind,
   nmUnmanagedKind,
+  uplinkKind,
   bridgeKind,
   addressKind,
   tapKind,

@@ -7,8 +7,8 @@ import type { Undo } from "../model/undo.js";
 export type KindName =
   | "netns"
   | "module"
-  | "uplink"
   | "nm-unmanaged"
+  | "uplink"
   | "bridge"
   | "address"
   | "tap"

@@ -1,5 +1,7 @@
 // LAN uplinks (`type: bridged`, mode bridge): the host's NIC moves onto a bridge that takes its MAC,
 // addresses and routes; probed afterwards and rolled back when the LAN stops answering.
+
+import { unmanagedBy } from "../facts/nm-config.js";
 import type {
   NmFacts,
   NmUplink,
@@ -55,6 +57,7 @@ function diffNm(
     devices: [],
     connections: [],
     qnetConf: new Map(),
+    config: null,
   };
   const bridgeP = nmProfile(lab, "bridge", net.bridge);
   const portP = nmProfile(lab, "port", snap.name);
@@ -94,6 +97,17 @@ function diffNm(
         `profile name ${p.id} taken`,
       );
     }
+  }
+  const hidden = nm.config
+    ? unmanagedBy(nm.config, { name: net.bridge, type: "bridge" }, (sec) =>
+        sec.startsWith("device-qnet-"),
+      )
+    : [];
+  if (hidden.length > 0) {
+    return refuse(
+      `network ${net.name}: NetworkManager's configuration leaves ${net.bridge} unmanaged (${hidden.join("; ")}), so it cannot run qnet's bridge profile; narrow that setting so it does not match ${net.bridge}, or give the network another \`bridge:\` name`,
+      `${net.bridge} unmanaged by NetworkManager's configuration`,
+    );
   }
   if (linksByName(obs).has(net.bridge)) {
     return refuse(

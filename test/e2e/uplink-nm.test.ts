@@ -169,4 +169,30 @@ vms:
       await assertAsBefore(`after a kill at "${at}"`);
     });
   }
+
+  test("an uplink NetworkManager does not manage moves with iproute2, and its bridge is kept out of NetworkManager", async () => {
+    nm.nmcli(["device", "set", "eth0", "managed", "no"]);
+    try {
+      const plan = env.qnet(["plan", "--json", "--netns", HOST, EXAMPLE]);
+      assert.equal(plan.status, 0, plan.stderr);
+      assert.match(plan.stdout, /create bridge br0 with eth0's MAC and MTU/);
+      const r = env.qnet(["up", "--no-vms", "--netns", HOST, EXAMPLE]);
+      assert.equal(r.status, 0, r.stderr);
+      const states = nm.nmcli(["-t", "-f", "DEVICE,STATE", "device"]);
+      assert.match(states, /^br0:unmanaged$/m, "NetworkManager leaves qnet's bridge alone");
+      assert.doesNotMatch(nm.nmcli(["-t", "connection", "show"]), /qnet-office/);
+      const st = env.qnet(["status", "office"]);
+      assert.equal(st.status, 0, st.stdout + st.stderr);
+      const again = env.qnet(["plan", "--json", "--netns", HOST, EXAMPLE]);
+      assert.deepEqual(
+        JSON.parse(again.stdout).changes.filter((c: { kind: string }) => c.kind !== "vm"),
+        [],
+      );
+      assert.equal(env.qnet(["down", "office"]).status, 0);
+    } finally {
+      nm.nmcli(["device", "set", "eth0", "managed", "yes"]);
+      nm.nmcli(["connection", "up", "lan"]);
+    }
+    await assertAsBefore("after the iproute2 move and down");
+  });
 });

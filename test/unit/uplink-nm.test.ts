@@ -320,6 +320,7 @@ function nmFacts(over: Partial<NmFacts> = {}): NmFacts {
     devices: [{ device: "eth0", type: "ethernet", state: "connected", profile: lanProfile }],
     connections: [{ ...lanProfile, type: "802-3-ethernet", device: "eth0", filename: "" }],
     qnetConf: new Map(),
+    config: null,
     ...over,
   };
 }
@@ -351,11 +352,11 @@ test("kinds: a NetworkManager uplink plans the nmcli move (undo journaled) and t
   assert.deepEqual(
     p.verdicts.map((v) => [v.kind, v.name, v.state]),
     [
-      ["uplink", "br0", "missing"],
       ["nm-unmanaged", "qnet-office.conf", "missing"],
+      ["uplink", "br0", "missing"],
     ],
   );
-  const move = p.actions[0] as Action<UplinkPayload>;
+  const move = p.actions[1] as Action<UplinkPayload>;
   assert.match(move.what, /through NetworkManager: profile qnet-office-br0 \(STP off/);
   assert.deepEqual(move.undo, {
     kind: "uplink-nm",
@@ -367,7 +368,7 @@ test("kinds: a NetworkManager uplink plans the nmcli move (undo journaled) and t
     snapshot: snapStatic,
   });
   assert.equal(move.payload.backend, "nmcli");
-  const conf = p.actions[1]!;
+  const conf = p.actions[0]!;
   assert.deepEqual(conf.undo, { kind: "nm-conf", lab: "office", file: "qnet-office.conf" });
   assert.deepEqual((conf.payload as { devices: string[] }).devices, [...tapNames].sort());
 });
@@ -392,7 +393,7 @@ test("kinds: qnet's profiles active and eth0 a port of br0: present, nothing to 
     p.verdicts.map((v) => v.state),
     ["present", "present"],
   );
-  assert.match(p.verdicts[0]!.detail, /NetworkManager: qnet-office-br0, qnet-office-eth0/);
+  assert.match(p.verdicts[1]!.detail, /NetworkManager: qnet-office-br0, qnet-office-eth0/);
   // A tap NetworkManager manages again is taken back.
   const managed = {
     ...nm,
@@ -410,7 +411,7 @@ test("kinds: qnet's profiles active and eth0 a port of br0: present, nothing to 
     q.actions.map((a) => a.what),
     [`nmcli device set ${tapNames[0]} managed no`],
   );
-  assert.equal(q.verdicts[1]!.state, "drifted");
+  assert.equal(q.verdicts[0]!.state, "drifted");
 });
 
 test("kinds: refusals name the reason and change nothing", () => {
@@ -453,6 +454,16 @@ test("kinds: refusals name the reason and change nothing", () => {
         settings: null,
       }),
       /configured outside NetworkManager/,
+    ],
+    [
+      "NetworkManager's configuration leaves the bridge unmanaged",
+      obsWith(
+        nmFacts({
+          config: [{ name: "keyfile", values: new Map([["unmanaged-devices", "type:bridge"]]) }],
+        }),
+        held(staticSettings),
+      ),
+      /leaves br0 unmanaged \(\[keyfile\] unmanaged-devices=type:bridge\)/,
     ],
     [
       "qnet's bridge profile active, eth0 back on its own profile",

@@ -206,6 +206,7 @@ test("detection: NetworkManager from its devices, networkd from its state file, 
       ],
       connections: [],
       qnetConf: new Map(),
+      config: null,
     },
   };
   const m = await detectManager(nm, snap, null, { procRoot: join(tmp, "none") }, ctx);
@@ -254,4 +255,50 @@ test("detection: NetworkManager from its devices, networkd from its state file, 
   mkdirSync(join(tmp, "sys", "class", "net", "wlan0", "wireless"), { recursive: true });
   assert.equal(await isWireless(noNm, "wlan0", { sysfsRoot: join(tmp, "sys") }), true);
   assert.equal(await isWireless(noNm, "eth0", { sysfsRoot: join(tmp, "sys") }), false);
+});
+
+test("an address with noprefixroute (NetworkManager's): its proto kernel prefix route moves with it", () => {
+  const nmSnap: UplinkSnapshot = {
+    ...snap,
+    addrs: [
+      {
+        family: "inet",
+        local: "192.168.50.2",
+        prefixlen: 24,
+        scope: "global",
+        noprefixroute: true,
+      },
+      { family: "inet6", local: "fd50::2", prefixlen: 64, scope: "global", noprefixroute: true },
+      { family: "inet6", local: "fe80::1", prefixlen: 64, scope: "link", noprefixroute: true },
+    ],
+    routes: [
+      { family: "inet", dst: "default", gateway: "192.168.50.1", protocol: "static", metric: 100 },
+      {
+        family: "inet",
+        dst: "192.168.50.0/24",
+        protocol: "kernel",
+        scope: "link",
+        prefsrc: "192.168.50.2",
+        metric: 100,
+      },
+      { family: "inet6", dst: "fd50::/64", protocol: "kernel", metric: 100 },
+      { family: "inet6", dst: "fe80::/64", protocol: "kernel", metric: 1024 },
+    ],
+  };
+  const p = planUplinkMove(nmSnap, { bridge: "br0", alias: "qnet:o" });
+  const routes = p.apply.filter((l) => l.startsWith("route replace"));
+  assert.deepEqual(routes, [
+    "route replace 192.168.50.0/24 dev br0 proto kernel scope link src 192.168.50.2 metric 100",
+    "route replace fd50::/64 dev br0 proto kernel metric 100",
+    "route replace 0.0.0.0/0 via 192.168.50.1 dev br0 proto static metric 100",
+  ]);
+  // Without noprefixroute the kernel makes the prefix route itself: it is not moved.
+  const plain = planUplinkMove(
+    { ...nmSnap, addrs: nmSnap.addrs.map(({ noprefixroute, ...a }) => a) },
+    { bridge: "br0", alias: "qnet:o" },
+  );
+  assert.deepEqual(
+    plain.apply.filter((l) => l.startsWith("route replace")),
+    ["route replace 0.0.0.0/0 via 192.168.50.1 dev br0 proto static metric 100"],
+  );
 });
