@@ -89,6 +89,13 @@ function diffNm(
       what,
     );
   }
+  const renamed = ours.find((c) => c.id !== bridgeP.id && c.id !== portP.id);
+  if (renamed) {
+    return refuse(
+      `network ${net.name}: profile ${JSON.stringify(renamed.id)} has the UUID of qnet's profile ${renamed.uuid === bridgeP.uuid ? bridgeP.id : portP.id} but not its name, so qnet does not treat it as its own; delete it (\`nmcli connection delete uuid ${renamed.uuid}\`) or rename it back`,
+      `profile ${JSON.stringify(renamed.id)} has qnet's UUID`,
+    );
+  }
   for (const p of [bridgeP, portP]) {
     const foreign = nm.connections.find((c) => c.id === p.id && c.uuid !== p.uuid);
     if (foreign) {

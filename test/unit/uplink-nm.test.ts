@@ -456,6 +456,19 @@ test("kinds: refusals name the reason and change nothing", () => {
       /configured outside NetworkManager/,
     ],
     [
+      "qnet's profile renamed by hand",
+      obsWith(
+        nmFacts({
+          connections: [
+            { ...lanProfile, type: "802-3-ethernet", device: "eth0", filename: "" },
+            { id: "my-bridge", uuid: brP.uuid, type: "bridge", device: null, filename: "" },
+          ],
+        }),
+        held(staticSettings),
+      ),
+      /"my-bridge" has the UUID of qnet's profile qnet-office-br0 but not its name/,
+    ],
+    [
       "NetworkManager's configuration leaves the bridge unmanaged",
       obsWith(
         nmFacts({
