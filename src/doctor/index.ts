@@ -7,6 +7,7 @@ import { checkBridgeHelper } from "./bridge-helper.js";
 import { checkDevices } from "./devices.js";
 import { checkForwardPolicy } from "./forward-policy.js";
 import { checkIpForward } from "./ip-forward.js";
+import { checkNetworkManager } from "./network-manager.js";
 import { checkPorts } from "./ports.js";
 import { checkQemu } from "./qemu.js";
 import { checkRoutes } from "./routes.js";
@@ -46,6 +47,7 @@ export const CHECKS: readonly { name: string; run: Check }[] = [
   { name: "ports", run: checkPorts },
   { name: "routes", run: checkRoutes },
   { name: "uplink", run: checkUplinks },
+  { name: "network-manager", run: checkNetworkManager },
 ];
 
 export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {

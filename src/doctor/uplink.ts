@@ -1,20 +1,10 @@
-// Checks each `bridged` network's uplink: it exists, is not wireless, and no network manager will undo the bridge.
+// Checks each `bridged` network's uplink: it exists, is not wireless, and systemd-networkd will not undo the
+// bridge (NetworkManager, which qnet drives through nmcli, has its own checks in network-manager.ts).
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { BridgedNetwork } from "../model/lab.js";
 import { probe } from "./run.js";
 import type { CheckResult, DoctorContext } from "./types.js";
-
-/** `nmcli -t -f DEVICE,STATE device` → device → state (`connected`, `unmanaged`, ...). */
-export function parseNmcliDevices(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const line of text.split("\n")) {
-    // Terse mode escapes ':' in values as '\:'.
-    const parts = line.split(/(?<!\\):/);
-    if (parts.length >= 2 && parts[0]) m.set(parts[0].replaceAll("\\:", ":"), parts[1]!);
-  }
-  return m;
-}
 
 /** ADMIN_STATE of a systemd-networkd link state file, or null. */
 export function parseNetworkdState(text: string): string | null {
@@ -25,11 +15,7 @@ async function exists(ctx: DoctorContext, path: string): Promise<boolean> {
   return (await probe(ctx.runner, ["test", "-e", path])).ok;
 }
 
-async function checkOne(
-  ctx: DoctorContext,
-  n: BridgedNetwork,
-  nm: Map<string, string> | null,
-): Promise<CheckResult> {
+async function checkOne(ctx: DoctorContext, n: BridgedNetwork): Promise<CheckResult> {
   const base = { id: `uplink.${n.name}`, title: `uplink of ${n.name}` };
   const up = n.uplink;
   const where = ctx.runner.netns ? ` in namespace ${ctx.runner.netns}` : "";
@@ -60,13 +46,6 @@ async function checkOne(
   }
   const managers: string[] = [];
   const fixes: string[] = [];
-  const state = nm?.get(up);
-  if (state !== undefined && state !== "unmanaged" && n.backend !== "nmcli") {
-    managers.push(`NetworkManager (state ${state})`);
-    fixes.push(
-      "set `backend: nmcli` on the network so qnet makes the change through NetworkManager",
-    );
-  }
   if (!ctx.runner.netns) {
     const idx = await probe(ctx.runner, ["cat", join(dir, "ifindex")]);
     const ifindex = idx.stdout.trim();
@@ -94,11 +73,10 @@ async function checkOne(
       fix: fixes.join("; "),
     };
   }
-  const nmNote = nm === null ? (ctx.runner.netns ? "" : " (nmcli not installed)") : "";
   return {
     ...base,
     status: "pass",
-    detail: `Uplink ${up} is wired and no network manager claims it${where}${nmNote}.`,
+    detail: `Uplink ${up} is wired and systemd-networkd does not claim it${where}.`,
   };
 }
 
@@ -116,14 +94,7 @@ export async function checkUplinks(ctx: DoctorContext): Promise<CheckResult[]> {
       },
     ];
   }
-  let nm: Map<string, string> | null = null;
-  if (!ctx.runner.netns) {
-    const r = await probe(ctx.runner, ["nmcli", "-t", "-f", "DEVICE,STATE", "device"], {
-      hostNamespace: true,
-    });
-    if (r.ok) nm = parseNmcliDevices(r.stdout);
-  }
   const out: CheckResult[] = [];
-  for (const n of bridged) out.push(await checkOne(ctx, n, nm));
+  for (const n of bridged) out.push(await checkOne(ctx, n));
   return out;
 }

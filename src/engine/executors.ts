@@ -8,6 +8,7 @@ import { applyImpairs } from "../host/impair.js";
 import { loadModules } from "../host/modules.js";
 import { createNetns } from "../host/netns.js";
 import { applyAcceptRules, applyNftTable } from "../host/nftables.js";
+import { applyNmUnmanaged } from "../host/nm-unmanaged.js";
 import { applySysctls } from "../host/sysctl.js";
 import { applyUplinks } from "../host/uplink.js";
 import { applyVms } from "../host/vm.js";
@@ -23,6 +24,7 @@ export const EXECUTORS: { [K in KindName]: Executor | "ip-batch" } = {
     for (const a of actions) await createNetns((a.payload as WantNetns).name, ctx.runner);
   },
   module: (actions, ctx) => loadModules(actions, ctx.runner),
+  "nm-unmanaged": (actions, ctx) => applyNmUnmanaged(actions, ctx.runner),
   uplink: (actions, ctx) =>
     applyUplinks(
       actions,

@@ -10,11 +10,13 @@ import { Journal } from "../host/journal.js";
 import { undoLinks, waitForBatchProcesses } from "../host/links.js";
 import { undoNetns } from "../host/netns.js";
 import { undoIptablesRule, undoNftRule, undoNftTable } from "../host/nftables.js";
+import { undoNmConf } from "../host/nm-unmanaged.js";
 import { undoProcess } from "../host/process.js";
 import { ProcessRunner, type Runner } from "../host/runner.js";
 import { labNetns } from "../host/state.js";
 import { undoSysctl } from "../host/sysctl.js";
-import { undoUplinkMove, undoUplinkNmcli } from "../host/uplink.js";
+import { undoUplinkMove } from "../host/uplink.js";
+import { undoUplinkNm } from "../host/uplink-nm.js";
 import type { JournalEntry, Undo } from "../model/undo.js";
 
 export interface UndoEnv {
@@ -50,7 +52,8 @@ export const UNDO: { [K in Undo["kind"]]: Handler<K> } = {
   "nft-rule": (u, env) => undoNftRule(u, env.runner),
   "hosts-block": (u) => undoHostsBlock(u),
   "uplink-move": (u, env) => undoUplinkMove(env.runner, u),
-  "uplink-nmcli": (u, env) => undoUplinkNmcli(env.runner, u),
+  "uplink-nm": (u, env) => undoUplinkNm(env.runner, u),
+  "nm-conf": (u, env) => undoNmConf(env.runner, u),
   fdb: (u, env) => undoFdb(u, env.runner),
   qdisc: (u, env) => undoQdisc(u, env),
 };

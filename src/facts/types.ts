@@ -1,5 +1,6 @@
 // What qnet observes of a host (one network namespace) in one pass: the facts every command reasons over.
 // Pure types: src/host/observe.ts fills them, the resource kinds (src/kinds) and doctor read them.
+import type { NmConfigSection } from "./nm-config.js";
 
 export interface HostAddr {
   family: "inet" | "inet6";
@@ -121,16 +122,27 @@ export interface DhcpClient {
   argv: string[];
 }
 
-/** Settings of the uplink's NetworkManager connection that the bridge connection copies. */
-export interface NmConnectionSettings {
+/** A NetworkManager profile, by name and UUID. */
+export interface NmProfileRef {
   id: string;
-  ipv4: { method: string; addresses: string; gateway: string; dns: string };
-  ipv6: { method: string; addresses: string; gateway: string; dns: string };
+  uuid: string;
+}
+
+/**
+ * NetworkManager's hold on a LAN uplink. `state` is its device state (`connected`, `disconnected`, ...),
+ * or `absent` (no NetworkManager runs in the namespace), `unreachable` (it runs, nmcli got no answer),
+ * `unmanaged`. `settings`: the active profile's properties the bridge profile copies (nmcli names).
+ */
+export interface NmUplink {
+  kind: "nmcli";
+  state: string;
+  profile: NmProfileRef | null;
+  settings: Record<string, string> | null;
 }
 
 /** Who manages a LAN uplink. */
 export type UplinkManager =
-  | { kind: "nmcli"; connection: string | null; settings: NmConnectionSettings | null }
+  | NmUplink
   | { kind: "networkd"; networkFile: string | null }
   | { kind: "dhcp"; clients: DhcpClient[]; dynamic: string[] }
   | { kind: "none" };
@@ -141,6 +153,41 @@ export interface UplinkFacts {
   snapshot: UplinkSnapshot | null;
   wireless: boolean;
   manager: UplinkManager;
+}
+
+/** One device as NetworkManager lists it (`nmcli -t -f DEVICE,TYPE,STATE,CON-UUID,CONNECTION device`). */
+export interface NmDevice {
+  device: string;
+  type: string;
+  /** `connected`, `connected (externally)`, `disconnected`, `unmanaged`, ... */
+  state: string;
+  /** The active profile, if any. */
+  profile: NmProfileRef | null;
+}
+
+/** One profile (`nmcli -t -f NAME,UUID,TYPE,DEVICE,ACTIVE,FILENAME connection show`). */
+export interface NmConnection {
+  id: string;
+  uuid: string;
+  type: string;
+  /** The device it is active on, or null. */
+  device: string | null;
+  /** Its keyfile as NetworkManager sees it (under its own root), or "" when in memory only. */
+  filename: string;
+}
+
+/** NetworkManager running in the observed namespace. */
+export interface NmFacts {
+  pid: number;
+  /** nmcli got an answer (false: the daemon runs, but its D-Bus API did not answer). */
+  running: boolean;
+  version: string | null;
+  devices: NmDevice[];
+  connections: NmConnection[];
+  /** qnet's files in its /run/NetworkManager/conf.d: file name → content. */
+  qnetConf: Map<string, string>;
+  /** Its merged configuration (`NetworkManager --print-config`); null when not read. */
+  config: NmConfigSection[] | null;
 }
 
 /** One listening socket (`ss -Hltnp` / `-Hulnp`). */
@@ -249,6 +296,8 @@ export interface ObserveRequest {
   ingressFilters?: string[];
   /** Kernel features (module names) whose presence to find out without loading anything. */
   kernelFeatures?: string[];
+  /** NetworkManager in the namespace: its devices, profiles and qnet's conf.d files. */
+  networkManager: boolean;
 }
 
 export const emptyRequest = (): ObserveRequest => ({
@@ -264,6 +313,7 @@ export const emptyRequest = (): ObserveRequest => ({
   processes: [],
   qmp: [],
   uplinks: [],
+  networkManager: false,
 });
 
 /** One observation of a host: everything a lab's plan, status, doctor and check reason over. */
@@ -301,6 +351,8 @@ export interface Observation {
   ingressFilters: Map<string, TcFilter[]>;
   /** Kernel features asked for: present (built in, loaded or loadable), absent, or unknown. */
   kernelFeatures: Map<string, KernelFeature>;
+  /** null: no NetworkManager runs in the namespace (or it was not asked for). */
+  nm: NmFacts | null;
 }
 
 /** Whether the kernel has a feature, and how qnet knows. */
@@ -329,5 +381,6 @@ export function emptyObservation(netns: string | null, netnsExists: boolean): Ob
     qdiscs: null,
     ingressFilters: new Map(),
     kernelFeatures: new Map(),
+    nm: null,
   };
 }

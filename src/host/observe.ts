@@ -21,11 +21,12 @@ import {
   type UplinkSnapshot,
 } from "../facts/types.js";
 import { netnsExists } from "./netns.js";
+import { findNetworkManager, readNmFacts } from "./network-manager.js";
 import { livePid } from "./pidfile.js";
 import { qmpQueryStatus } from "./qmp.js";
 import type { Runner } from "./runner.js";
 import { kernelFeatures, readTc } from "./tc-observe.js";
-import { type DetectOptions, detectManager, isWireless } from "./uplink-manager.js";
+import { type DetectOptions, detectManager, isWireless, type NmContext } from "./uplink-manager.js";
 
 export interface ObserveOptions extends DetectOptions {
   /** Where /sys/module is read (tests); default /sys. */
@@ -141,12 +142,13 @@ async function readUplink(
   dev: string,
   opts: ObserveOptions,
   backend: "nmcli" | "iproute2" | null,
+  nm: NmContext | null,
 ): Promise<UplinkFacts> {
   const snapshot = await observeUplink(runner, dev);
   if (!snapshot) return { snapshot, wireless: false, manager: { kind: "none" } };
   const [wireless, manager] = await Promise.all([
     isWireless(runner, dev, opts),
-    detectManager(runner, snapshot, backend, opts),
+    detectManager(runner, snapshot, backend, opts, nm),
   ]);
   return { snapshot, wireless, manager };
 }
@@ -185,6 +187,21 @@ export async function observe(
     return obs;
   }
   const ip = (args: string[]) => runner.run(["ip", ...args]).then((r) => r.stdout);
+  // NetworkManager first: the uplinks' managers are read from it.
+  const nmProc =
+    req.networkManager || req.uplinks.length > 0
+      ? findNetworkManager(runner.netns, opts.procRoot)
+      : null;
+  const nm: NmContext | null = nmProc
+    ? {
+        proc: nmProc,
+        facts: await readNmFacts(runner, nmProc, {
+          config: req.uplinks.length > 0,
+          ...(opts.procRoot ? { procRoot: opts.procRoot } : {}),
+        }),
+      }
+    : null;
+  obs.nm = nm?.facts ?? null;
   const links =
     req.links &&
     Promise.all([ip(["-json", "-details", "link", "show"]), ip(["-json", "addr", "show"])]).then(
@@ -233,7 +250,10 @@ export async function observe(
         obs.fdb = parseFdbJson(r.stdout);
       }),
     ...req.uplinks.map(async (dev) => {
-      obs.uplinks.set(dev, await readUplink(runner, dev, opts, opts.backends?.get(dev) ?? null));
+      obs.uplinks.set(
+        dev,
+        await readUplink(runner, dev, opts, opts.backends?.get(dev) ?? null, nm),
+      );
     }),
   ]);
   return obs;

@@ -3,11 +3,13 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import type {
   DhcpClient,
-  NmConnectionSettings,
+  NmFacts,
+  NmUplink,
   UplinkManager,
   UplinkSnapshot,
 } from "../facts/types.js";
-import { NM_FIELDS, splitNmcliTerse } from "../plan/uplink-manager.js";
+import { nmHolds } from "../plan/uplink-nm.js";
+import { type NmProcess, readNmSettings } from "./network-manager.js";
 import type { Runner } from "./runner.js";
 
 export interface DetectOptions {
@@ -38,26 +40,6 @@ export async function isWireless(
   }
   const dir = join(root, "class", "net", uplink);
   return existsSync(join(dir, "wireless")) || existsSync(join(dir, "phy80211"));
-}
-
-/** NetworkManager's view: the device's state and active connection, or null when NM does not manage it. */
-export async function nmDevice(
-  runner: Runner,
-  uplink: string,
-): Promise<{ state: string; connection: string | null } | null> {
-  const r = await runner.run(["nmcli", "-t", "-f", "DEVICE,STATE,CONNECTION", "device"], {
-    allowFail: true,
-  });
-  if (r.exitCode !== 0) return null;
-  for (const line of r.stdout.split("\n")) {
-    const fields = splitNmcliTerse(line);
-    if (fields[0] !== uplink) continue;
-    const state = fields[1] ?? "";
-    if (state === "" || state.startsWith("unmanaged")) return null;
-    const connection = fields[2] && fields[2] !== "--" ? fields[2] : null;
-    return { state, connection };
-  }
-  return null;
 }
 
 /** systemd-networkd manages the link when its state file says the link is configured by it. */
@@ -118,21 +100,46 @@ export function dhcpClients(
   return out;
 }
 
-/** Detect who manages the uplink. `forced` (the network's `backend`) skips detection. */
+/** NetworkManager of the namespace, as observed once: how to reach it and what it said. */
+export interface NmContext {
+  proc: NmProcess;
+  facts: NmFacts;
+}
+
+/** NetworkManager's hold on the uplink: its device state, its active profile and that profile's settings. */
+export async function nmUplink(
+  runner: Runner,
+  uplink: string,
+  nm: NmContext | null,
+): Promise<NmUplink> {
+  if (!nm) return { kind: "nmcli", state: "absent", profile: null, settings: null };
+  if (!nm.facts.running)
+    return { kind: "nmcli", state: "unreachable", profile: null, settings: null };
+  const dev = nm.facts.devices.find((d) => d.device === uplink);
+  const state = dev?.state ?? "unmanaged";
+  const profile = dev?.profile ?? null;
+  const settings =
+    profile && !state.includes("externally")
+      ? await readNmSettings(runner, nm.proc, profile)
+      : null;
+  return { kind: "nmcli", state, profile, settings };
+}
+
+/**
+ * Detect who manages the uplink. `forced` (the network's `backend`) skips detection: `nmcli` still reads
+ * NetworkManager's hold (the kind refuses when there is none), `iproute2` looks at DHCP clients only.
+ */
 export async function detectManager(
   runner: Runner,
   snap: UplinkSnapshot,
   forced: "nmcli" | "iproute2" | null,
   opts: DetectOptions = {},
+  nm: NmContext | null = null,
 ): Promise<UplinkManager> {
-  const nmcli = async (connection: string | null): Promise<UplinkManager> => ({
-    kind: "nmcli",
-    connection,
-    settings: connection ? await nmConnectionSettings(runner, connection) : null,
-  });
-  if (forced === "nmcli") return nmcli((await nmDevice(runner, snap.name))?.connection ?? null);
-  const nm = forced === null ? await nmDevice(runner, snap.name) : null;
-  if (nm) return nmcli(nm.connection);
+  if (forced !== "iproute2") {
+    const held = await nmUplink(runner, snap.name, nm);
+    if (forced === "nmcli" || held.state === "unreachable" || nmHolds(held)) return held;
+  }
   // networkd runs in the host's namespace only; a lab namespace's ifindexes mean nothing to it.
   const nd = forced === null && !runner.netns ? networkdLink(snap.ifindex, opts) : null;
   if (nd) return { kind: "networkd", networkFile: nd.networkFile };
@@ -145,19 +152,4 @@ export async function detectManager(
     .map((a) => `${a.local}/${a.prefixlen}`);
   if (clients.length > 0 || dynamic.length > 0) return { kind: "dhcp", clients, dynamic };
   return { kind: "none" };
-}
-
-/** Read the settings of a connection (`nmcli -g` prints one value per line, in field order). */
-export async function nmConnectionSettings(
-  runner: Runner,
-  id: string,
-): Promise<NmConnectionSettings> {
-  const r = await runner.run(["nmcli", "-g", NM_FIELDS.join(","), "connection", "show", "id", id]);
-  const v = r.stdout.split("\n").map((l) => l.replace(/\\:/g, ":").trim());
-  const at = (i: number) => v[i] ?? "";
-  return {
-    id,
-    ipv4: { method: at(0), addresses: at(1), gateway: at(2), dns: at(3) },
-    ipv6: { method: at(4), addresses: at(5), gateway: at(6), dns: at(7) },
-  };
 }

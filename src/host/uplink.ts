@@ -11,6 +11,7 @@ import { comparable, type NeighInfo, neighCopyLines } from "../plan/uplink-plan.
 import { writeFileAtomic } from "./files.js";
 import { observeUplink } from "./observe.js";
 import type { Runner } from "./runner.js";
+import { moveNm, undoUplinkNm } from "./uplink-nm.js";
 
 export interface UplinkOptions {
   /** Keep the change only if confirmed within this many seconds (`qnet up --confirm N`); else revert. */
@@ -103,14 +104,6 @@ export async function undoUplinkMove(
   await settle(runner, d.uplink);
 }
 
-/** Undo an nmcli move: each command tolerates "already gone". */
-export async function undoUplinkNmcli(
-  runner: Runner,
-  d: Extract<Undo, { kind: "uplink-nmcli" }>,
-): Promise<void> {
-  for (const argv of d.inverse) await runner.run(argv, { allowFail: true });
-}
-
 /** The confirmation file `qnet confirm LAB` writes into the lab's state directory. */
 export function confirmPath(stateDir: string): string {
   return join(stateDir, "confirm");
@@ -147,7 +140,7 @@ export async function waitForConfirmation(
 /** Take one move back from its undo record (the same one `down` uses), and check the uplink is as it was. */
 async function revert(runner: Runner, a: Action<UplinkPayload>): Promise<void> {
   const u = a.undo!;
-  if (u.kind === "uplink-nmcli") return undoUplinkNmcli(runner, u);
+  if (u.kind === "uplink-nm") return undoUplinkNm(runner, u);
   if (u.kind !== "uplink-move") return;
   await undoUplinkMove(runner, u);
   const now = await observeUplink(runner, u.uplink);
@@ -164,11 +157,13 @@ async function moveOne(
   runner: Runner,
   a: Action<UplinkPayload>,
   opts: UplinkOptions,
-): Promise<void> {
+  progress: (m: string) => void,
+): Promise<string[]> {
   const { net, snapshot: snap, backend, probe: target } = a.payload;
+  let notes: string[] = [];
   try {
-    if (backend === "iproute2") await runBatch(runner, a.payload.apply as string[]);
-    else for (const argv of a.payload.apply as string[][]) await runner.run(argv);
+    if (a.payload.backend === "iproute2") await runBatch(runner, a.payload.apply);
+    else notes = await moveNm(runner, a.payload.nm, progress, opts.probeTimeoutMs);
   } catch (e) {
     await revert(runner, a);
     const why = e instanceof CommandError ? e.stderr.trim() : String(e);
@@ -179,9 +174,9 @@ async function moveOne(
       { cause: e },
     );
   }
-  if (!target) return;
+  if (!target) return notes;
   const timeoutMs = opts.probeTimeoutMs ?? (backend === "nmcli" ? 30_000 : 10_000);
-  if (await probe(runner, target, timeoutMs)) return;
+  if (await probe(runner, target, timeoutMs)) return notes;
   await revert(runner, a);
   throw new UserError(
     `network ${net.name}: after moving ${snap.name} onto bridge ${net.bridge}, ${target} did not answer ` +
@@ -207,10 +202,11 @@ export async function applyUplinks(
   try {
     for (const a of moves) {
       ctx.progress(`moving ${a.payload.snapshot.name} onto bridge ${a.payload.net.bridge}`);
-      await moveOne(ctx.runner, a, opts);
+      const said = await moveOne(ctx.runner, a, opts, ctx.progress);
       done.push(a);
       notes.push(
         `network ${a.payload.net.name}: ${a.payload.snapshot.name} on ${a.payload.net.bridge}${a.payload.backend === "nmcli" ? " (NetworkManager)" : ""}`,
+        ...said.map((n) => `network ${a.payload.net.name}: ${n}`),
       );
     }
   } catch (e) {

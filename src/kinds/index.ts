@@ -20,6 +20,7 @@ import { macvtapKind } from "./macvtap.js";
 import { moduleKind } from "./module.js";
 import { netnsKind } from "./netns.js";
 import { nftTableKind } from "./nft-table.js";
+import { nmUnmanagedKind } from "./nm-unmanaged.js";
 import { overlayKind } from "./overlay.js";
 import { seedKind } from "./seed.js";
 import { sysctlKind } from "./sysctl.js";
@@ -30,16 +31,18 @@ import { vmKind } from "./vm.js";
 import { vxlanKind } from "./vxlan.js";
 
 /**
- * Every kind, in apply order: the namespace, kernel features, the LAN uplink moves, then every link
- * (bridges, their addresses, taps, macvtaps, VXLAN devices, ifbs: one `ip -batch`), the VXLAN devices'
- * forwarding entries (one `bridge -batch`), the impairments on taps and ifbs (one `tc -batch`), the
- * sysctls that need those links, the lab's nft table, accept rules in foreign firewalls, dnsmasq, the
- * hosts file, the disks of image VMs (overlays over cached images, cloud-init seeds), and last the VMs.
+ * Every kind, in apply order: the namespace, kernel features, NetworkManager told to leave the lab's
+ * links alone (before any of them exists), the LAN uplink moves, then every link (bridges, their
+ * addresses, taps, macvtaps, VXLAN devices, ifbs: one `ip -batch`), the VXLAN devices' forwarding entries
+ * (one `bridge -batch`), the impairments on taps and ifbs (one `tc -batch`), the sysctls that need those
+ * links, the lab's nft table, accept rules in foreign firewalls, dnsmasq, the hosts file, the disks of
+ * image VMs (overlays over cached images, cloud-init seeds), and last the VMs.
  */
 // biome-ignore lint/suspicious/noExplicitAny: each row has its own desired type
 export const KINDS: readonly Kind<any>[] = [
   netnsKind,
   moduleKind,
+  nmUnmanagedKind,
   uplinkKind,
   bridgeKind,
   addressKind,
@@ -101,6 +104,7 @@ export function observeRequest(
     req.listeners ||= !!r.listeners;
     req.defaultRoute ||= !!r.defaultRoute;
     if (r.fdb) req.fdb = true;
+    req.networkManager ||= !!r.networkManager;
     req.sysctls.push(...(r.sysctls ?? []));
     req.modules.push(...(r.modules ?? []));
     req.files.push(...(r.files ?? []));

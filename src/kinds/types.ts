@@ -7,6 +7,7 @@ import type { Undo } from "../model/undo.js";
 export type KindName =
   | "netns"
   | "module"
+  | "nm-unmanaged"
   | "uplink"
   | "bridge"
   | "address"

@@ -1,27 +1,29 @@
 // LAN uplinks (`type: bridged`, mode bridge): the host's NIC moves onto a bridge that takes its MAC,
-// addresses and routes; probed afterwards and rolled back when the LAN stops answering.
+// addresses and routes (one `ip -batch`, or through NetworkManager: ./uplink-nm.ts); probed afterwards and
+// rolled back when the LAN stops answering.
 import type { UplinkFacts, UplinkManager, UplinkSnapshot } from "../facts/types.js";
 import type { BridgedNetwork } from "../model/lab.js";
 import { ownerMark } from "../model/names.js";
-import { dhcpNote, networkdRefusal, planNmcli, wirelessRefusal } from "../plan/uplink-manager.js";
+import { dhcpNote, networkdRefusal, nmRefusal, wirelessRefusal } from "../plan/uplink-manager.js";
+import { type NmMovePlan, nmHolds } from "../plan/uplink-nm.js";
 import { moveObstacles, planUplinkMove, probeTarget } from "../plan/uplink-plan.js";
 import { linksByName } from "./links.js";
 import type { Action, Kind, Verdict } from "./types.js";
+import { diffNm } from "./uplink-nm.js";
 
-export interface UplinkPayload {
+/** What the executor needs: `apply` is the move's `ip -batch` lines; `nm` the NetworkManager move. */
+export type UplinkPayload = {
   net: BridgedNetwork;
   snapshot: UplinkSnapshot;
-  backend: "iproute2" | "nmcli";
-  /** `ip -batch` lines (iproute2) or nmcli argv (nmcli) of the move. */
-  apply: string[] | string[][];
   probe: string | null;
-}
+} & ({ backend: "iproute2"; apply: string[] } | { backend: "nmcli"; nm: NmMovePlan });
 
 export const uplinkKind: Kind<BridgedNetwork> = {
   name: "uplink",
   desired: (env) =>
     env.lab.networks.flatMap((n) => (n.type === "bridged" && n.mode === "bridge" ? [n] : [])),
-  observe: (want) => (want.length ? { links: true, uplinks: want.map((n) => n.uplink) } : {}),
+  observe: (want) =>
+    want.length ? { links: true, uplinks: want.map((n) => n.uplink), networkManager: true } : {},
   diff(want, obs, env) {
     const mark = ownerMark(env.lab.name);
     const links = linksByName(obs);
@@ -44,6 +46,30 @@ export const uplinkKind: Kind<BridgedNetwork> = {
         );
         continue;
       }
+      if (facts?.wireless) {
+        const w = wirelessRefusal(net.name, net.uplink);
+        refuse(`${w.message}; ${w.hint}`, `uplink ${net.uplink} is wireless`);
+        continue;
+      }
+      const manager: UplinkManager = facts?.manager ?? { kind: "none" };
+      if (manager.kind === "nmcli") {
+        const r = nmRefusal(net.name, net.uplink, manager, net.backend === "nmcli");
+        if (r) {
+          refuse(`${r.message}; ${r.hint}`, r.message.replace(/^network [^:]*: /, ""));
+          continue;
+        }
+      }
+      if (manager.kind === "nmcli" && nmHolds(manager)) {
+        if (snap.master && snap.master !== net.bridge) {
+          const why = `${snap.name} is already enslaved to ${snap.master}`;
+          refuse(`network ${net.name}: ${why}`, why);
+          continue;
+        }
+        const r = diffNm(net, snap, manager, obs, env);
+        if (r.problem) problems.push(r.problem);
+        verdicts.push(r.verdict);
+        continue;
+      }
       if (snap.master === net.bridge && br?.alias === mark) {
         const addrs = br.addrs.filter((a) => a.family === "inet");
         verdicts.push({
@@ -63,17 +89,11 @@ export const uplinkKind: Kind<BridgedNetwork> = {
         );
         continue;
       }
-      if (facts?.wireless) {
-        const w = wirelessRefusal(net.name, net.uplink);
-        refuse(`${w.message}; ${w.hint}`, `uplink ${net.uplink} is wireless`);
-        continue;
-      }
       const obstacles = moveObstacles(snap, net.bridge);
       if (obstacles.length > 0) {
         refuse(`network ${net.name}: ${obstacles.join("; ")}`, obstacles.join("; "));
         continue;
       }
-      const manager: UplinkManager = facts?.manager ?? { kind: "none" };
       if (manager.kind === "networkd") {
         const r = networkdRefusal(net.name, snap.name, net.bridge, manager.networkFile);
         refuse(`${r.message}; ${r.hint}`, `uplink ${net.uplink} is managed by systemd-networkd`);
@@ -82,39 +102,21 @@ export const uplinkKind: Kind<BridgedNetwork> = {
       if (manager.kind === "dhcp")
         notes.push(`network ${net.name}: ${dhcpNote(snap.name, net.bridge, manager)}`);
       const probe = probeTarget(net, snap);
-      let action: Action<UplinkPayload>;
-      if (manager.kind === "nmcli") {
-        const p = planNmcli({
-          lab: env.lab.name,
+      const p = planUplinkMove(snap, { bridge: net.bridge, alias: mark });
+      const action: Action<UplinkPayload> = {
+        kind: "uplink",
+        what: `create bridge ${net.bridge} with ${snap.name}'s MAC and MTU (STP off, forward delay 0) and move ${snap.name}'s addresses (${p.moved.addrs.join(", ") || "none"}) and routes onto it; probe ${probe ?? "nothing (no gateway)"}, roll back if it does not answer`,
+        reason: `network ${net.name} puts VMs on the LAN`,
+        undo: {
+          kind: "uplink-move",
           uplink: snap.name,
           bridge: net.bridge,
-          mac: snap.mac,
-          settings: manager.settings,
-        });
-        action = {
-          kind: "uplink",
-          what: `move ${snap.name} onto bridge ${net.bridge} with NetworkManager (STP off, forward delay 0, ${snap.name}'s MAC and IP settings)`,
-          reason: `network ${net.name} puts VMs on the LAN`,
-          undo: { kind: "uplink-nmcli", inverse: p.inverse },
-          payload: { net, snapshot: snap, backend: "nmcli", apply: p.apply, probe },
-        };
-      } else {
-        const p = planUplinkMove(snap, { bridge: net.bridge, alias: mark });
-        action = {
-          kind: "uplink",
-          what: `create bridge ${net.bridge} with ${snap.name}'s MAC and MTU (STP off, forward delay 0) and move ${snap.name}'s addresses (${p.moved.addrs.join(", ") || "none"}) and routes onto it; probe ${probe ?? "nothing (no gateway)"}, roll back if it does not answer`,
-          reason: `network ${net.name} puts VMs on the LAN`,
-          undo: {
-            kind: "uplink-move",
-            uplink: snap.name,
-            bridge: net.bridge,
-            alias: mark,
-            inverse: p.inverse,
-            snapshot: snap,
-          },
-          payload: { net, snapshot: snap, backend: "iproute2", apply: p.apply, probe },
-        };
-      }
+          alias: mark,
+          inverse: p.inverse,
+          snapshot: snap,
+        },
+        payload: { net, snapshot: snap, backend: "iproute2", apply: p.apply, probe },
+      };
       verdicts.push({
         ...base,
         state: "missing",

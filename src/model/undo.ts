@@ -1,6 +1,6 @@
 // How each host change is taken back: the journal's undo records. One closed union; src/engine/undo.ts
 // holds one handler per kind (a static, exhaustive table), and every handler is idempotent.
-import type { UplinkSnapshot } from "../facts/types.js";
+import type { NmProfileRef, UplinkSnapshot } from "../facts/types.js";
 
 export type Undo =
   /** Delete a link qnet created (bridge, tap, macvtap), only if it still carries qnet's mark. */
@@ -23,12 +23,29 @@ export type Undo =
   | { kind: "hosts-block"; path: string; lab: string; created: boolean }
   /** Put a LAN uplink back as it was, from the exact inverse computed before the move. */
   | ({ kind: "uplink-move" } & UplinkMoveRecord)
-  /** Put a NetworkManager-managed uplink back: the nmcli commands that undo the move. */
-  | { kind: "uplink-nmcli"; inverse: string[][] }
+  /**
+   * Put a NetworkManager uplink back: its original profile active again, qnet's profiles (checked by both
+   * marks, name prefix and derived UUID) deleted, the uplink's addresses back as in the snapshot.
+   */
+  | ({ kind: "uplink-nm" } & UplinkNmRecord)
+  /** Take qnet's file out of NetworkManager's /run/NetworkManager/conf.d (if it still carries the lab's mark). */
+  | { kind: "nm-conf"; lab: string; file: string }
   /** Delete a VXLAN device's all-zero FDB entry to `dst`, only if the device still carries `alias`. */
   | { kind: "fdb"; device: string; dst: string; alias: string }
   /** Delete qnet's root qdisc (handle 5154:) or ingress redirect (filter 5154) of a device, if still there. */
   | { kind: "qdisc"; dev: string; parent: "root" | "ingress" };
+
+export interface UplinkNmRecord {
+  lab: string;
+  uplink: string;
+  bridge: string;
+  /** The uplink's active profile before the move (null: it had none). */
+  original: NmProfileRef | null;
+  /** qnet's profiles, in the order they are deleted (the port, then the bridge). */
+  profiles: NmProfileRef[];
+  /** The uplink as it was before the move. */
+  snapshot: UplinkSnapshot;
+}
 
 export interface UplinkMoveRecord {
   uplink: string;

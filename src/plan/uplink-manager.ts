@@ -1,23 +1,6 @@
-// Who manages a LAN uplink, in words and plans (pure): the nmcli commands of a move and their inverse, the
-// refusals for systemd-networkd and Wi-Fi, the note for a DHCP client. Detection lives in src/host.
-import type { NmConnectionSettings, UplinkManager } from "../facts/types.js";
-
-/** Split one line of `nmcli -t` output: fields are separated by `:`, and `\:` / `\\` escape. */
-export function splitNmcliTerse(line: string): string[] {
-  const out: string[] = [];
-  let cur = "";
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i]!;
-    if (c === "\\" && i + 1 < line.length) {
-      cur += line[++i];
-    } else if (c === ":") {
-      out.push(cur);
-      cur = "";
-    } else cur += c;
-  }
-  out.push(cur);
-  return out;
-}
+// Who manages a LAN uplink, in words (pure): the refusals for systemd-networkd, Wi-Fi and a NetworkManager
+// qnet cannot drive, the note for a DHCP client. Detection lives in src/host; the nmcli move in uplink-nm.ts.
+import type { NmUplink, UplinkManager } from "../facts/types.js";
 
 /** Why a Wi-Fi uplink cannot be bridged, and what to use instead. */
 export function wirelessRefusal(
@@ -69,82 +52,30 @@ export function dhcpNote(
   );
 }
 
-export const NM_FIELDS = [
-  "ipv4.method",
-  "ipv4.addresses",
-  "ipv4.gateway",
-  "ipv4.dns",
-  "ipv6.method",
-  "ipv6.addresses",
-  "ipv6.gateway",
-  "ipv6.dns",
-] as const;
-
-/** The nmcli argv that moves the uplink onto a bridge, and the argv that undoes it (the seed's way). */
-export function planNmcli(opts: {
-  lab: string;
-  uplink: string;
-  bridge: string;
-  mac: string;
-  settings: NmConnectionSettings | null;
-}): { apply: string[][]; inverse: string[][]; bridgeCon: string; portCon: string } {
-  const bridgeCon = `qnet-${opts.lab}-${opts.bridge}`;
-  const portCon = `qnet-${opts.lab}-${opts.uplink}`;
-  const ip: string[] = [];
-  for (const fam of ["ipv4", "ipv6"] as const) {
-    const s = opts.settings?.[fam];
-    if (!s?.method) continue;
-    ip.push(`${fam}.method`, s.method);
-    if (s.addresses) ip.push(`${fam}.addresses`, s.addresses);
-    if (s.gateway) ip.push(`${fam}.gateway`, s.gateway);
-    if (s.dns) ip.push(`${fam}.dns`, s.dns);
+/** Why qnet will not move an uplink through NetworkManager (`m`), or null when it can. */
+export function nmRefusal(
+  network: string,
+  uplink: string,
+  m: NmUplink,
+  forced: boolean,
+): { message: string; hint: string } | null {
+  if (m.state === "unreachable") {
+    return {
+      message: `network ${network}: NetworkManager runs in this namespace, but nmcli got no answer from it, so qnet cannot move ${uplink} through it (nor behind its back)`,
+      hint: "check that `nmcli general` answers (the D-Bus system bus), or set `backend: iproute2` if NetworkManager does not manage the uplink",
+    };
   }
-  const apply = [
-    // autoconnect no: the lab is run-time state; after a reboot the host comes back on its own connection.
-    [
-      "nmcli",
-      "connection",
-      "add",
-      "type",
-      "bridge",
-      "ifname",
-      opts.bridge,
-      "con-name",
-      bridgeCon,
-      "connection.autoconnect",
-      "no",
-      "bridge.stp",
-      "no",
-      "bridge.forward-delay",
-      "0",
-      "ethernet.cloned-mac-address",
-      opts.mac,
-      ...ip,
-    ],
-    [
-      "nmcli",
-      "connection",
-      "add",
-      "type",
-      "ethernet",
-      "slave-type",
-      "bridge",
-      "con-name",
-      portCon,
-      "ifname",
-      opts.uplink,
-      "master",
-      opts.bridge,
-      "connection.autoconnect",
-      "no",
-    ],
-    ["nmcli", "connection", "up", "id", portCon],
-    ["nmcli", "connection", "up", "id", bridgeCon],
-  ];
-  const inverse = [
-    ...(opts.settings ? [["nmcli", "connection", "up", "id", opts.settings.id]] : []),
-    ["nmcli", "connection", "delete", "id", portCon],
-    ["nmcli", "connection", "delete", "id", bridgeCon],
-  ];
-  return { apply, inverse, bridgeCon, portCon };
+  if (forced && (m.state === "absent" || m.state === "unmanaged")) {
+    return {
+      message: `network ${network}: \`backend: nmcli\`, but ${m.state === "absent" ? "no NetworkManager runs in this namespace" : `NetworkManager does not manage ${uplink}`}`,
+      hint: "remove `backend:` (qnet detects who manages the uplink), or let NetworkManager manage it",
+    };
+  }
+  if (m.state.includes("externally")) {
+    return {
+      message: `network ${network}: ${uplink} was configured outside NetworkManager (it shows it as "${m.state}"), so there is no profile to copy onto the bridge or to give back on \`qnet down\``,
+      hint: `give ${uplink} a NetworkManager profile, or set \`backend: iproute2\` and keep NetworkManager off it (\`nmcli device set ${uplink} managed no\`)`,
+    };
+  }
+  return null;
 }

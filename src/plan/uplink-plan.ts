@@ -1,4 +1,5 @@
 // Moving a LAN uplink onto a bridge: from an observed snapshot, the `ip -batch` lines of the move and its exact inverse.
+import ipaddr from "ipaddr.js";
 import type { AddrInfo, RouteInfo, UplinkSnapshot } from "../facts/types.js";
 import type { BridgedNetwork } from "../model/lab.js";
 import { IFNAME_RE } from "../model/names.js";
@@ -25,12 +26,45 @@ export function movableAddrs(s: UplinkSnapshot): AddrInfo[] {
   return s.addrs.filter((a) => !(a.family === "inet6" && a.scope === "link"));
 }
 
-/** Routes that move: those the kernel does not make by itself from an address (proto kernel, local/broadcast). */
+/** The network of an address in the form `ip route` prints it ("192.168.50.0/24", "fd50::/64"). */
+function networkOf(a: AddrInfo): string | null {
+  try {
+    const cidr = `${a.local}/${a.prefixlen}`;
+    const net =
+      a.family === "inet"
+        ? ipaddr.IPv4.networkAddressFromCIDR(cidr)
+        : ipaddr.IPv6.networkAddressFromCIDR(cidr);
+    return `${net.toString()}/${a.prefixlen}`;
+  } catch {
+    return null;
+  }
+}
+
+/** A route's destination, normalised for comparison with `networkOf`. */
+function normalDst(dst: string): string {
+  const [addr = "", len] = dst.split("/");
+  try {
+    return `${ipaddr.parse(addr).toString()}/${len}`;
+  } catch {
+    return dst;
+  }
+}
+
+/**
+ * Routes that move: all but those the kernel makes by itself from an address (local/broadcast routes, the
+ * prefix route of an address without `noprefixroute`, IPv6 link-local). A `proto kernel` prefix route of a
+ * `noprefixroute` address was added by whoever added the address (NetworkManager does so): it moves too.
+ */
 export function movableRoutes(s: UplinkSnapshot): RouteInfo[] {
+  const auto = new Set(s.addrs.filter((a) => !a.noprefixroute).flatMap((a) => networkOf(a) ?? []));
   return s.routes.filter((r) => {
-    if (r.protocol === "kernel") return false;
     if (r.type && !["unicast", "unreachable", "blackhole", "prohibit", "throw"].includes(r.type))
       return false;
+    if (r.protocol === "kernel") {
+      if (r.family === "inet6" && r.dst.startsWith("fe80:")) return false;
+      if (r.table && r.table !== "main") return false;
+      return !auto.has(normalDst(r.dst));
+    }
     return true;
   });
 }

@@ -60,6 +60,7 @@ export function elementOf(lab: Lab, o: { kind: string; name: string }): string |
     case "nft-table":
     case "firewall":
     case "hosts":
+    case "nm-unmanaged":
       return HOST_ID;
     default:
       return null;

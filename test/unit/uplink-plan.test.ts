@@ -14,7 +14,7 @@ import {
 } from "../../src/host/uplink-manager.js";
 import { planLab } from "../../src/kinds/index.js";
 import { compileTopology } from "../../src/load/compile.js";
-import { planNmcli } from "../../src/plan/uplink-manager.js";
+import { NM_COPIED } from "../../src/plan/uplink-nm.js";
 import { neighCopyLines, planUplinkMove } from "../../src/plan/uplink-plan.js";
 import { env, lo } from "./host-fixtures.js";
 
@@ -179,84 +179,48 @@ test("macvtaps: one per NIC on the uplink with its MAC, a link undo, and the hos
   assert.match(gone.problems[0]!, /uplink eth0 does not exist/);
 });
 
-test("nmcli argv (unit-tested only: no NetworkManager here)", () => {
-  const p = planNmcli({
-    lab: "office",
-    uplink: "eth0",
-    bridge: "br0",
-    mac: "52:54:00:aa:bb:cc",
-    settings: {
-      id: "Wired connection 1",
-      ipv4: { method: "auto", addresses: "", gateway: "", dns: "" },
-      ipv6: { method: "auto", addresses: "", gateway: "", dns: "" },
-    },
-  });
-  assert.deepEqual(p.apply[0], [
-    "nmcli",
-    "connection",
-    "add",
-    "type",
-    "bridge",
-    "ifname",
-    "br0",
-    "con-name",
-    "qnet-office-br0",
-    "connection.autoconnect",
-    "no",
-    "bridge.stp",
-    "no",
-    "bridge.forward-delay",
-    "0",
-    "ethernet.cloned-mac-address",
-    "52:54:00:aa:bb:cc",
-    "ipv4.method",
-    "auto",
-    "ipv6.method",
-    "auto",
-  ]);
-  assert.deepEqual(p.apply[1], [
-    "nmcli",
-    "connection",
-    "add",
-    "type",
-    "ethernet",
-    "slave-type",
-    "bridge",
-    "con-name",
-    "qnet-office-eth0",
-    "ifname",
-    "eth0",
-    "master",
-    "br0",
-    "connection.autoconnect",
-    "no",
-  ]);
-  assert.deepEqual(p.inverse, [
-    ["nmcli", "connection", "up", "id", "Wired connection 1"],
-    ["nmcli", "connection", "delete", "id", "qnet-office-eth0"],
-    ["nmcli", "connection", "delete", "id", "qnet-office-br0"],
-  ]);
-});
-
 const tmp = mkdtempSync(join(tmpdir(), "qnt-uplink-unit-"));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-test("detection: NetworkManager from nmcli, networkd from its state file, DHCP clients from /proc, Wi-Fi from sysfs", async () => {
-  const nm = new RecordingRunner(null, (argv) =>
-    argv[0] !== "nmcli"
-      ? {}
-      : argv.includes("device")
-        ? { stdout: "lo:unmanaged:--\neth0:connected:Wired connection 1\n" }
-        : { stdout: "manual\n192.168.50.2/24\n192.168.50.1\n\nauto\n\n\n\n" },
+test("detection: NetworkManager from its devices, networkd from its state file, DHCP clients from /proc, Wi-Fi from sysfs", async () => {
+  const values = NM_COPIED.map((f) =>
+    f === "ipv4.method" ? "manual" : f === "ipv4.addresses" ? "192.168.50.2/24" : "",
   );
-  assert.deepEqual(await detectManager(nm, snap, null, { procRoot: join(tmp, "none") }), {
-    kind: "nmcli",
-    connection: "Wired connection 1",
-    settings: {
-      id: "Wired connection 1",
-      ipv4: { method: "manual", addresses: "192.168.50.2/24", gateway: "192.168.50.1", dns: "" },
-      ipv6: { method: "auto", addresses: "", gateway: "", dns: "" },
+  const nm = new RecordingRunner(null, (argv) =>
+    argv.includes("-g") ? { stdout: `${values.join("\n")}\n` } : {},
+  );
+  const ctx = {
+    proc: { pid: 42, root: "/", prefix: [] },
+    facts: {
+      pid: 42,
+      running: true,
+      version: "1.42.4",
+      devices: [
+        { device: "lo", type: "loopback", state: "unmanaged", profile: null },
+        {
+          device: "eth0",
+          type: "ethernet",
+          state: "connected",
+          profile: { id: "Wired connection 1", uuid: "u-1" },
+        },
+      ],
+      connections: [],
+      qnetConf: new Map(),
+      config: null,
     },
+  };
+  const m = await detectManager(nm, snap, null, { procRoot: join(tmp, "none") }, ctx);
+  assert.equal(m.kind, "nmcli");
+  assert.deepEqual(m.kind === "nmcli" && m.profile, { id: "Wired connection 1", uuid: "u-1" });
+  assert.equal(m.kind === "nmcli" && m.settings?.["ipv4.addresses"], "192.168.50.2/24");
+  assert.deepEqual(nm.calls[0]!.argv.slice(-4), ["connection", "show", "uuid", "u-1"]);
+  // NetworkManager in the namespace that does not answer: qnet must not go behind its back.
+  const silent = { ...ctx, facts: { ...ctx.facts, running: false } };
+  assert.deepEqual(await detectManager(nm, snap, null, {}, silent), {
+    kind: "nmcli",
+    state: "unreachable",
+    profile: null,
+    settings: null,
   });
   const noNm = new RecordingRunner(null, () => ({ exitCode: 127 }));
   mkdirSync(join(tmp, "run", "systemd", "netif", "links"), { recursive: true });
@@ -291,4 +255,50 @@ test("detection: NetworkManager from nmcli, networkd from its state file, DHCP c
   mkdirSync(join(tmp, "sys", "class", "net", "wlan0", "wireless"), { recursive: true });
   assert.equal(await isWireless(noNm, "wlan0", { sysfsRoot: join(tmp, "sys") }), true);
   assert.equal(await isWireless(noNm, "eth0", { sysfsRoot: join(tmp, "sys") }), false);
+});
+
+test("an address with noprefixroute (NetworkManager's): its proto kernel prefix route moves with it", () => {
+  const nmSnap: UplinkSnapshot = {
+    ...snap,
+    addrs: [
+      {
+        family: "inet",
+        local: "192.168.50.2",
+        prefixlen: 24,
+        scope: "global",
+        noprefixroute: true,
+      },
+      { family: "inet6", local: "fd50::2", prefixlen: 64, scope: "global", noprefixroute: true },
+      { family: "inet6", local: "fe80::1", prefixlen: 64, scope: "link", noprefixroute: true },
+    ],
+    routes: [
+      { family: "inet", dst: "default", gateway: "192.168.50.1", protocol: "static", metric: 100 },
+      {
+        family: "inet",
+        dst: "192.168.50.0/24",
+        protocol: "kernel",
+        scope: "link",
+        prefsrc: "192.168.50.2",
+        metric: 100,
+      },
+      { family: "inet6", dst: "fd50::/64", protocol: "kernel", metric: 100 },
+      { family: "inet6", dst: "fe80::/64", protocol: "kernel", metric: 1024 },
+    ],
+  };
+  const p = planUplinkMove(nmSnap, { bridge: "br0", alias: "qnet:o" });
+  const routes = p.apply.filter((l) => l.startsWith("route replace"));
+  assert.deepEqual(routes, [
+    "route replace 192.168.50.0/24 dev br0 proto kernel scope link src 192.168.50.2 metric 100",
+    "route replace fd50::/64 dev br0 proto kernel metric 100",
+    "route replace 0.0.0.0/0 via 192.168.50.1 dev br0 proto static metric 100",
+  ]);
+  // Without noprefixroute the kernel makes the prefix route itself: it is not moved.
+  const plain = planUplinkMove(
+    { ...nmSnap, addrs: nmSnap.addrs.map(({ noprefixroute, ...a }) => a) },
+    { bridge: "br0", alias: "qnet:o" },
+  );
+  assert.deepEqual(
+    plain.apply.filter((l) => l.startsWith("route replace")),
+    ["route replace 0.0.0.0/0 via 192.168.50.1 dev br0 proto static metric 100"],
+  );
 });

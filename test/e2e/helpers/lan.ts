@@ -1,6 +1,8 @@
 // An emulated LAN for end-to-end tests: a `lan` namespace holding a router (a bridge with 192.168.50.1/24 and
 // dnsmasq serving DHCP) whose wire is eth0 (192.168.50.2/24, default route) of a `host` namespace.
-import { existsSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sh } from "./netns.js";
 
@@ -15,8 +17,16 @@ export function pingFrom(ns: string, target: string): boolean {
   }
 }
 
-/** The router side in `lan`, wired to eth0 of `host`; dnsmasq's files go to `dir`. */
-export function startRouter(lan: string, host: string, dir: string): void {
+/**
+ * The router side in `lan`, wired to eth0 of `host`; dnsmasq's files go to `dir`. `configureHost: false`
+ * leaves eth0 down and without an address (for a NetworkManager in `host` to configure).
+ */
+export function startRouter(
+  lan: string,
+  host: string,
+  dir: string,
+  opts: { configureHost?: boolean } = {},
+): void {
   sh(["ip", "-n", lan, "link", "add", "name", "rbr", "type", "bridge"]);
   sh(["ip", "-n", lan, "addr", "add", "192.168.50.1/24", "dev", "rbr"]);
   sh(["ip", "-n", lan, "link", "set", "dev", "rbr", "up"]);
@@ -38,9 +48,11 @@ export function startRouter(lan: string, host: string, dir: string): void {
     host,
   ]);
   sh(["ip", "-n", lan, "link", "set", "dev", peer, "master", "rbr", "up"]);
-  sh(["ip", "-n", host, "link", "set", "dev", "eth0", "up"]);
-  sh(["ip", "-n", host, "addr", "add", "192.168.50.2/24", "dev", "eth0"]);
-  sh(["ip", "-n", host, "route", "add", "default", "via", "192.168.50.1", "dev", "eth0"]);
+  if (opts.configureHost !== false) {
+    sh(["ip", "-n", host, "link", "set", "dev", "eth0", "up"]);
+    sh(["ip", "-n", host, "addr", "add", "192.168.50.2/24", "dev", "eth0"]);
+    sh(["ip", "-n", host, "route", "add", "default", "via", "192.168.50.1", "dev", "eth0"]);
+  }
   // dnsmasq forks into the background once its sockets are bound and its pidfile is written.
   sh([
     "ip",
@@ -88,4 +100,56 @@ export async function settled(ns: string): Promise<void> {
     await sleep(100);
   }
   throw new Error(`addresses in namespace ${ns} stay tentative`);
+}
+
+export interface PingResult {
+  sent: number;
+  received: number;
+  /** The longest time between two consecutive replies (ms). */
+  maxGapMs: number;
+}
+
+/**
+ * A 10 ms ping from `ns` to `target` until `stop()`: what got through, and the longest silence. Its output
+ * goes to a file: a test blocked in a synchronous call must not stall ping on a full pipe.
+ */
+export function startPinger(ns: string, target: string): { stop: () => Promise<PingResult> } {
+  const dir = mkdtempSync(join(tmpdir(), "qnt-ping-"));
+  const file = join(dir, "ping.txt");
+  const fd = openSync(file, "w");
+  const p = spawn(
+    "ip",
+    ["netns", "exec", ns, "ping", "-D", "-n", "-i", "0.01", "-W", "1", target],
+    {
+      stdio: ["ignore", fd, fd],
+    },
+  );
+  closeSync(fd);
+  const done = new Promise((r) => p.on("exit", r));
+  return {
+    async stop() {
+      await sleep(200);
+      p.kill("SIGINT");
+      await done;
+      const out = readFileSync(file, "utf8");
+      rmSync(dir, { recursive: true, force: true });
+      return parsePing(out);
+    },
+  };
+}
+
+/** `ping -D` output: packets sent and received, and the longest time between two replies. */
+export function parsePing(out: string): PingResult {
+  const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
+  if (!m) throw new Error(`ping output: ${out}`);
+  let last: number | null = null;
+  let maxGap = 0;
+  for (const line of out.split("\n")) {
+    const t = /^\[(\d+\.\d+)\] \d+ bytes from/.exec(line);
+    if (!t) continue;
+    const now = Number(t[1]);
+    if (last !== null) maxGap = Math.max(maxGap, now - last);
+    last = now;
+  }
+  return { sent: Number(m[1]), received: Number(m[2]), maxGapMs: Math.round(maxGap * 1000) };
 }
