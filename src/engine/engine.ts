@@ -13,6 +13,7 @@ import { BATCHED, desiredAll, type LabPlan, observeRequest, planLab } from "../k
 import type { Action, KindName, PlanEnv } from "../kinds/types.js";
 import { withLiveImpairments } from "../model/impair-live.js";
 import type { HostFacts, Lab } from "../model/lab.js";
+import { rootlessPlace } from "../rootless/inside.js";
 import { type ExecContext, timed } from "./context.js";
 import { EXECUTORS } from "./executors.js";
 import { runUndos } from "./undo.js";
@@ -43,6 +44,7 @@ export function planEnv(
     dataDir: qnetDataDir(),
     cold: opts.cold ?? false,
     bridgeNfPerNetns: bridgeNfSysctlsPerNetns(),
+    rootless: rootlessPlace(),
   };
 }
 

@@ -42,7 +42,10 @@ export const nftTableKind: Kind<WantNftTable> = {
       : {},
   diff(want, obs, env) {
     const verdicts = want.flatMap((w) => {
-      const text = renderNftRuleset(env.lab, { defaultUplink: obs.defaultRouteDev });
+      const text = renderNftRuleset(env.lab, {
+        defaultUplink: obs.defaultRouteDev,
+        publishedVia: env.rootless?.publishedVia ?? null,
+      });
       const listing = obs.nft ? nftTableListing(obs.nft, w.family, w.table) : null;
       const name = `${w.family} ${w.table}`;
       const act = (what: string, reason: string, payload: NftTablePayload): Action => ({

@@ -1,0 +1,280 @@
+// Rootless labs on the command line: a normal user's `up` (or `up --rootless`) builds the lab inside
+// namespaces of its own, and every command on such a lab runs qnet itself in there (nsenter); `down` and
+// `status` also take back, from the host, what lives outside the lab's namespaces.
+import { existsSync } from "node:fs";
+import type { Command } from "commander";
+import { EXIT, UserError } from "../errors.js";
+import { DEFAULT_STATE_ROOT, labStateDir } from "../host/state.js";
+import { rootlessLab } from "../kinds/rootless.js";
+import { isName } from "../model/names.js";
+import { HELPER_IFNAME, helperReason } from "../render/rootless-helper.js";
+import { insideInfo } from "../rootless/inside.js";
+import {
+  type InsideRun,
+  insideInfoOf,
+  lockRootlessLab,
+  prepareRootlessLab,
+  rootlessState,
+  runQnetInside,
+  teardownRootless,
+} from "../rootless/lab.js";
+import { cleanUpGone } from "../rootless/listing.js";
+import { isRootlessLab } from "../rootless/record.js";
+import { ensurePrivateRoot } from "../rootless/state-root.js";
+import { printJson, readTopology } from "./io.js";
+
+/** Thrown by the dispatcher when it ran the command itself: main returns this exit code. */
+export class RanRootless extends Error {
+  constructor(readonly exitCode: number) {
+    super("ran rootless");
+  }
+}
+
+const isRoot = () => (process.getuid?.() ?? 0) === 0;
+const stderr = (quiet: boolean) => (msg: string) => {
+  if (!quiet) process.stderr.write(`qnet: ${msg}\n`);
+};
+/** The command line as given (run again inside the lab's namespaces). */
+const givenArgs = () => process.argv.slice(2);
+
+export function registerRootless(program: Command): void {
+  program.hook("preAction", async (_self, action) => {
+    const code = await dispatch(action);
+    if (code !== null) throw new RanRootless(code);
+  });
+  program
+    .command("rootless-internal", { hidden: true })
+    .description("run by qnet inside a rootless lab's namespaces")
+    .argument("<op>", "status or down")
+    .argument("<lab>", "lab name")
+    .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .action(async (op: string, lab: string, o: { stateDir: string }) => {
+      if (!insideInfo())
+        throw new UserError("rootless-internal runs inside a rootless lab only", undefined, 2);
+      const { insideDown, insideStatus } = await import("../rootless/inner.js");
+      const dir = labStateDir(o.stateDir, lab);
+      if (op === "status") printJson(await insideStatus(dir));
+      else if (op === "down") printJson(await insideDown(o.stateDir, lab));
+      else throw new UserError(`unknown rootless-internal op ${op}`, undefined, EXIT.usage);
+    });
+}
+
+/** The command's path below `qnet` ("up", "guest build"). */
+function commandPath(c: Command): string {
+  const names: string[] = [];
+  for (let x: Command | null = c; x?.parent; x = x.parent) names.unshift(x.name());
+  return names.join(" ");
+}
+
+/** Run the command itself when it concerns a rootless lab (its exit code), or null: run it as usual. */
+async function dispatch(action: Command): Promise<number | null> {
+  if (insideInfo()) return null;
+  const path = commandPath(action);
+  const o = action.opts() as Record<string, unknown> & { stateDir?: string };
+  const args = action.processedArgs as unknown[];
+  const first = typeof args[0] === "string" ? (args[0] as string) : undefined;
+  switch (path) {
+    case "up":
+      return isRoot() && !o.rootless ? null : up(first!, o as UpFlags);
+    case "down":
+      return down(first!, o as { stateDir: string; json?: boolean });
+    case "status":
+      return first ? status(first, o as { stateDir: string; json?: boolean }) : null;
+    case "plan":
+      return plan(first!, o as { stateDir: string; netns?: string });
+    case "rootless-internal":
+      return null;
+    case "ui":
+      if ((first && existsSync(first)) || isRoot()) return null;
+      throw new UserError(
+        "qnet ui does not show rootless labs yet: it would serve from inside a lab's namespaces, out of your browser's reach",
+        "use `qnet status LAB`, `qnet check LAB` and `qnet console LAB VM`; `qnet ui FILE` still draws a topology file",
+        EXIT.usage,
+      );
+  }
+  // Commands on a lab that is up: the lab name first, its state root in --state-dir.
+  if (!first || typeof o.stateDir !== "string" || !isName(first)) return null;
+  if (/^(diagram|export )/.test(path) && existsSync(first)) return null;
+  const dir = labStateDir(o.stateDir, first);
+  if (!isRootlessLab(dir)) return null;
+  const st = alive(dir, first);
+  return (await runQnetInside(st.holderPid, givenArgs(), insideInfoOf(o.stateDir, st.helper))).code;
+}
+
+/** The running holder of a rootless lab, or the error that says it is gone. */
+function alive(dir: string, lab: string) {
+  const st = rootlessState(dir);
+  if (!st || st.holderPid === null)
+    throw new UserError(
+      `lab ${lab} is gone: its namespace holder died, and everything inside went with it`,
+      `\`qnet status ${lab}\` or \`qnet down ${lab}\` cleans up its state; \`qnet up\` builds it again`,
+    );
+  return { holderPid: st.holderPid, helper: st.rec.helper };
+}
+
+type UpFlags = {
+  stateDir: string;
+  netns?: string;
+  host?: string;
+  json?: boolean;
+  quiet?: boolean;
+  keepOnFailure?: boolean;
+  timings?: boolean;
+};
+
+async function up(file: string, o: UpFlags): Promise<number> {
+  if (o.netns)
+    throw new UserError(
+      "--netns does not apply to a rootless lab: it gets namespaces of its own",
+      "leave out --netns",
+      EXIT.usage,
+    );
+  if (o.host)
+    throw new UserError("a multi-host lab cannot run rootless", "run it as root", EXIT.usage);
+  const progress = stderr(!!o.json || !!o.quiet);
+  const { lab, notes } = rootlessLab((await readTopology(file)).lab);
+  for (const n of notes) progress(n);
+  if (!isRoot()) ensurePrivateRoot(o.stateDir);
+  const lock = await lockRootlessLab(o.stateDir, lab.name);
+  try {
+    const t0 = performance.now();
+    const prep = await prepareRootlessLab(lab, o.stateDir, progress);
+    for (const n of prep.notes) progress(n);
+    if (o.timings && !o.json)
+      progress(
+        `timing: ${String(Math.round(performance.now() - t0)).padStart(6)} ms  rootless: holder and helper`,
+      );
+    const run = await runQnetInside(
+      prep.holderPid,
+      givenArgs(),
+      insideInfoOf(o.stateDir, prep.helper),
+    );
+    // Killed: a crash, as far as the lab is concerned; `qnet down` takes back what was made.
+    if (run.signal) return run.code;
+    if (run.code !== 0 && prep.fresh && !o.keepOnFailure) {
+      progress("rootless: taking the lab's namespaces back (this was its first `up`)");
+      const r = await teardownRootless(prep.dir);
+      for (const e of r.errors) progress(`rollback: ${e}`);
+    }
+    return run.code;
+  } finally {
+    lock.release();
+  }
+}
+
+async function labNameOf(arg: string): Promise<string> {
+  return /\.(ya?ml|json)$/.test(arg) ? (await readTopology(arg)).lab.name : arg;
+}
+
+async function down(arg: string, o: { stateDir: string; json?: boolean }): Promise<number | null> {
+  const name = await labNameOf(arg);
+  if (!isName(name)) return null;
+  const dir = labStateDir(o.stateDir, name);
+  if (!isRootlessLab(dir)) return null;
+  const progress = stderr(!!o.json);
+  const lock = await lockRootlessLab(o.stateDir, name);
+  try {
+    const st = rootlessState(dir);
+    const undone: string[] = [];
+    const errors: string[] = [];
+    if (st?.holderPid) {
+      const run = await runQnetInside(
+        st.holderPid,
+        ["rootless-internal", "down", name, "--state-dir", o.stateDir],
+        insideInfoOf(o.stateDir, st.rec.helper),
+        { capture: true },
+      );
+      const r = parseJson<{ undone: string[]; errors: string[] }>(run, "down");
+      undone.push(...r.undone);
+      errors.push(...r.errors);
+    } else {
+      progress(`lab ${name}: its namespace holder is gone, and everything inside went with it`);
+    }
+    if (errors.length === 0) {
+      const t = await teardownRootless(dir);
+      undone.push(...t.undone);
+      errors.push(...t.errors);
+    }
+    if (o.json) printJson({ lab: name, undone, errors });
+    else {
+      process.stdout.write(`lab ${name}: removed ${undone.length} object(s)\n`);
+      for (const e of errors) process.stderr.write(`qnet: ${e}\n`);
+    }
+    return errors.length ? EXIT.failure : EXIT.ok;
+  } finally {
+    lock.release();
+  }
+}
+
+function parseJson<T>(run: InsideRun, what: string): T {
+  try {
+    return JSON.parse(run.stdout) as T;
+  } catch {
+    throw new UserError(
+      `the qnet inside the lab's namespaces failed (${what}, exit ${run.code}); see its messages above`,
+    );
+  }
+}
+
+async function status(name: string, o: { stateDir: string; json?: boolean }) {
+  if (!isName(name)) return null;
+  const dir = labStateDir(o.stateDir, name);
+  const st = rootlessState(dir);
+  if (!st) return null;
+  const { hostObjects, renderRootlessStatus } = await import("../rootless/inner.js");
+  if (st.holderPid === null) {
+    const state = await cleanUpGone(o.stateDir, name);
+    const s = {
+      lab: name,
+      stateDir: dir,
+      netns: null,
+      ok: false,
+      objects: hostObjects(st),
+      cleanedUp: state === "holder-gone",
+    };
+    if (o.json) printJson(s);
+    else
+      process.stdout.write(
+        `lab ${name}: gone: its namespace holder died, and everything inside went with it${s.cleanedUp ? "; its state is cleaned up" : ` (${state})`}\n`,
+      );
+    return EXIT.failure;
+  }
+  const run = await runQnetInside(
+    st.holderPid,
+    ["rootless-internal", "status", name, "--state-dir", o.stateDir],
+    insideInfoOf(o.stateDir, st.rec.helper),
+    { capture: true },
+  );
+  const inner = parseJson<{ objects: { state: string }[]; ok: boolean }>(run, "status");
+  const outer = hostObjects(st);
+  const s = {
+    ...inner,
+    objects: [...outer, ...inner.objects],
+    ok: inner.ok && outer.every((x) => x.state === "present"),
+  };
+  if (o.json) printJson(s);
+  else process.stdout.write(renderRootlessStatus(s as never));
+  return s.ok ? EXIT.ok : EXIT.failure;
+}
+
+async function plan(file: string, o: { stateDir: string; netns?: string }) {
+  const compiled = await readTopology(file);
+  const dir = labStateDir(o.stateDir, compiled.lab.name);
+  const st = rootlessState(dir);
+  if (st?.holderPid)
+    return (await runQnetInside(st.holderPid, givenArgs(), insideInfoOf(o.stateDir, st.rec.helper)))
+      .code;
+  if (isRoot()) return null;
+  const { lab } = rootlessLab(compiled.lab);
+  const via = helperReason(lab) ? HELPER_IFNAME : null;
+  process.stderr.write(
+    `qnet: rootless: planned against a fresh namespace of its own; \`up\` also starts the lab's namespace holder${via ? " and its helper (pasta or slirp4netns)" : ""}\n`,
+  );
+  const prefix = [
+    ...["unshare", "--user", "--map-root-user", "--net", "--pid", "--mount", "--fork"],
+    ...["--mount-proc", "--"],
+  ];
+  return (
+    await runQnetInside(0, givenArgs(), { stateRoot: o.stateDir, publishedVia: via }, { prefix })
+  ).code;
+}
