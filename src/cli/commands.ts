@@ -220,19 +220,27 @@ export function registerDoctor(program: Command): void {
       "[file]",
       "topology file: also check what this lab needs (ports, subnets, bridges, NIC models)",
     )
-    .option("--fix", "apply the safe fixes and say what changed")
+    .option(
+      "--fix",
+      "apply the safe fixes and say what changed; install missing packages with apt-get (asks once)",
+    )
+    .option("--yes", "with --fix: install missing packages without asking")
     .option("--json", "machine-readable report")
     .option("--netns <name>", "diagnose inside this network namespace")
     .addHelpText(
       "after",
       examples(
         "qnet doctor",
+        "qnet doctor --fix            # on a fresh Debian or Ubuntu: installs what qnet runs",
         "qnet doctor examples/services.yaml --fix",
         "qnet doctor lab.yaml --netns lab --json",
       ),
     )
     .action(
-      async (file: string | undefined, o: { fix?: boolean; json?: boolean; netns?: string }) => {
+      async (
+        file: string | undefined,
+        o: { fix?: boolean; yes?: boolean; json?: boolean; netns?: string },
+      ) => {
         const lab = file ? (await readTopology(file)).lab : undefined;
         const { exitCodeFor, renderDoctorTable, runDoctor } = await import("../doctor/index.js");
         const { ProcessRunner } = await import("../host/runner.js");
@@ -240,10 +248,29 @@ export function registerDoctor(program: Command): void {
           ...(lab ? { lab } : {}),
           runner: new ProcessRunner(o.netns ?? lab?.netns ?? null),
           fix: !!o.fix,
+          confirm: async (question) => {
+            if (o.yes) return true;
+            if (!process.stdin.isTTY) {
+              process.stderr.write(`qnet: ${question} Not asked (no terminal): add --yes\n`);
+              return false;
+            }
+            return askYesNo(question);
+          },
         });
         if (o.json) printJson(report);
         else process.stdout.write(renderDoctorTable(report));
         process.exitCode = exitCodeFor(report);
       },
     );
+}
+
+/** One question on the terminal; yes only for y or yes. */
+async function askYesNo(question: string): Promise<boolean> {
+  const { createInterface } = await import("node:readline/promises");
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
+  } finally {
+    rl.close();
+  }
 }

@@ -9,6 +9,7 @@ import { checkForwardPolicy } from "./forward-policy.js";
 import { checkIpForward } from "./ip-forward.js";
 import { checkNetworkManager } from "./network-manager.js";
 import { checkPorts } from "./ports.js";
+import { checkPrograms } from "./programs.js";
 import { checkQemu } from "./qemu.js";
 import { checkRoutes } from "./routes.js";
 import {
@@ -29,13 +30,19 @@ export interface DoctorOptions {
   lab?: Lab;
   /** Runs probes; its netns is the namespace diagnosed (`--netns`, or the lab's). */
   runner: Runner;
-  /** Apply the safe fixes (bridge-nf-call off, the persistent sysctl.d file and udev rule). */
+  /**
+   * Apply the safe fixes (bridge-nf-call off, the persistent sysctl.d file and udev rule), and install
+   * missing packages if `confirm` agrees.
+   */
   fix?: boolean;
+  /** Asked once before installing packages (default: no). */
+  confirm?: (question: string) => Promise<boolean>;
   env?: Partial<DoctorEnv>;
 }
 
 /** Every check, in report order. */
 export const CHECKS: readonly { name: string; run: Check }[] = [
+  { name: "programs", run: checkPrograms },
   { name: "devices", run: checkDevices },
   { name: "modules", run: checkModules },
   { name: "bridge-nf-call", run: checkNfCall },
@@ -55,6 +62,7 @@ export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {
     lab: opts.lab ?? null,
     runner: opts.runner,
     fix: opts.fix ?? false,
+    confirm: opts.confirm ?? (async () => false),
     env: { ...DEFAULT_ENV, ...opts.env },
   };
   const checks: CheckResult[] = [];

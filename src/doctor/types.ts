@@ -37,6 +37,11 @@ export interface DoctorEnv {
   qemuBinary: string;
   /** Path of `sysctl` written into the udev rule. */
   sysctlBinary: string;
+  /** Where the built-in guest's kernel is looked for, as `qnet up` looks. */
+  bootDir: string;
+  modulesRoot: string;
+  /** The root whose etc/os-release names the distribution (for package names). */
+  osRoot: string;
 }
 
 export const DEFAULT_ENV: DoctorEnv = {
@@ -50,12 +55,17 @@ export const DEFAULT_ENV: DoctorEnv = {
   networkdLinksDir: "/run/systemd/netif/links",
   qemuBinary: "qemu-system-x86_64",
   sysctlBinary: "/sbin/sysctl",
+  bootDir: "/boot",
+  modulesRoot: "/lib/modules",
+  osRoot: "/",
 };
 
 export interface DoctorContext {
   lab: Lab | null;
   runner: Runner;
   fix: boolean;
+  /** Asked once before a fix that installs software; false: do not. */
+  confirm: (question: string) => Promise<boolean>;
   env: DoctorEnv;
 }
 

@@ -7,6 +7,7 @@ import { readLiveImpairments } from "../host/impair-live.js";
 import { Journal } from "../host/journal.js";
 import { applyLinkBatch } from "../host/links.js";
 import { type ObserveOptions, observe } from "../host/observe.js";
+import { requirePrograms } from "../host/programs.js";
 import type { Runner } from "../host/runner.js";
 import { qnetDataDir } from "../host/state.js";
 import { BATCHED, desiredAll, type LabPlan, observeRequest, planLab } from "../kinds/index.js";
@@ -15,7 +16,7 @@ import { withLiveImpairments } from "../model/impair-live.js";
 import type { HostFacts, Lab } from "../model/lab.js";
 import { rootlessPlace } from "../rootless/inside.js";
 import { type ExecContext, timed } from "./context.js";
-import { EXECUTORS } from "./executors.js";
+import { EXECUTORS, PROGRAMS } from "./executors.js";
 import { runUndos } from "./undo.js";
 
 /** br_netfilter's sysctls belong to each network namespace from Linux 5.3 on. */
@@ -61,6 +62,16 @@ export async function observeAndPlan(
   );
   const obs = await observe(runner, observeRequest(env, desired, only), { ...options, backends });
   return { obs, plan: planLab(env, obs, desired, only) };
+}
+
+/**
+ * Refuse, before any change, actions whose executors need programs this host does not have: every
+ * missing one is named with its Debian package (UserError, exit 4).
+ */
+export function checkPrograms(actions: Action[]): void {
+  const byKind = new Map<KindName, Action[]>();
+  for (const a of actions) byKind.set(a.kind, [...(byKind.get(a.kind) ?? []), a]);
+  requirePrograms([...byKind].flatMap(([kind, acts]) => PROGRAMS[kind](acts)));
 }
 
 /** Consecutive actions that run together: one kind each, or all link kinds in one batch. */

@@ -14,6 +14,7 @@ import { applyUplinks } from "../host/uplink.js";
 import { applyVms } from "../host/vm.js";
 import type { WantNetns } from "../kinds/netns.js";
 import type { Action, KindName } from "../kinds/types.js";
+import type { VmPayload } from "../kinds/vm.js";
 import type { ExecContext } from "./context.js";
 
 /** Makes a kind's changes (its undo records are journaled before); may return notes for people. */
@@ -47,4 +48,41 @@ export const EXECUTORS: { [K in KindName]: Executor | "ip-batch" } = {
   overlay: (actions, ctx) => applyOverlays(actions, ctx.progress),
   seed: (actions, ctx) => applySeeds(actions, ctx.lab, ctx.stateDir),
   vm: (actions, ctx) => applyVms(actions, ctx, ctx.options),
+};
+
+/**
+ * The programs each kind's executor runs for these actions: checked, all at once and before the first
+ * change, so a missing one is named with its package instead of failing half way.
+ */
+export const PROGRAMS: { [K in KindName]: (actions: Action[]) => string[] } = {
+  netns: () => ["ip"],
+  module: () => ["modprobe"],
+  "nm-unmanaged": () => ["nmcli"],
+  uplink: (actions) =>
+    actions.some((a) => (a.payload as { backend?: string }).backend === "nmcli")
+      ? ["ip", "nmcli"]
+      : ["ip"],
+  bridge: () => ["ip"],
+  address: () => ["ip"],
+  tap: () => ["ip"],
+  macvtap: () => ["ip"],
+  vxlan: () => ["ip"],
+  fdb: () => ["bridge"],
+  ifb: () => ["ip"],
+  impair: () => ["tc"],
+  sysctl: () => ["sysctl"],
+  "nft-table": () => ["nft"],
+  firewall: (actions) =>
+    actions.map((a) => (a.undo?.kind === "iptables-rule" ? a.undo.bin : "nft")),
+  dnsmasq: () => ["dnsmasq"],
+  hosts: () => [],
+  overlay: () => ["qemu-img"],
+  seed: () => ["genisoimage"],
+  vm: (actions) =>
+    actions.flatMap((a) => {
+      const { vm } = a.payload as VmPayload;
+      // The built-in guest is made from the host's busybox, qemu-ga and dropbear; its keys by ssh-keygen.
+      const builtin = ["busybox", "qemu-ga", "dropbear", "dropbearconvert", "ssh-keygen"];
+      return [vm.qemu.binary, ...(vm.guest.kind === "builtin" ? builtin : [])];
+    }),
 };

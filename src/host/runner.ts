@@ -1,6 +1,7 @@
 // Runs external commands (argv arrays, never a shell), inside the lab's network namespace when it has one.
 import { execa } from "execa";
 import { CommandError } from "../errors.js";
+import { missingProgramsError, programPath } from "./programs.js";
 
 export interface RunResult {
   stdout: string;
@@ -44,7 +45,7 @@ export class ProcessRunner implements Runner {
       reject: false,
       stripFinalNewline: false,
       timeout: opts.timeoutMs,
-      env: { LC_ALL: "C" },
+      env: { LC_ALL: "C", PATH: programPath() },
     });
     const result = {
       stdout: String(r.stdout ?? ""),
@@ -52,6 +53,8 @@ export class ProcessRunner implements Runner {
       exitCode: r.exitCode ?? -1,
     };
     if (r.failed && !opts.allowFail) {
+      const missing = missingProgram(full, r.code, result.stderr);
+      if (missing) throw missingProgramsError([missing]);
       throw new CommandError(
         full,
         r.exitCode ?? null,
@@ -63,6 +66,20 @@ export class ProcessRunner implements Runner {
     }
     return result;
   }
+}
+
+/**
+ * The program that could not be run at all: not found by spawn (ENOENT), or by `ip netns exec`, which says
+ * `exec of "X" failed: No such file or directory`.
+ */
+export function missingProgram(
+  argv: readonly string[],
+  code: string | undefined,
+  stderr: string,
+): string | null {
+  if (code === "ENOENT") return argv[0] ?? null;
+  const m = /^exec of "([^"]+)" failed: No such file or directory$/m.exec(stderr);
+  return m ? m[1]! : null;
 }
 
 /** A runner for unit tests: records every call and answers from a table of canned results. */

@@ -1,7 +1,13 @@
 // `qnet impair`: change a running lab's impairments live (journaled, kept in the lab's state directory
 // so status and a later `up` agree with them), and list the impairments in force.
 import { basename, dirname } from "node:path";
-import { applyActions, observeAndPlan, planEnv, rollback } from "../engine/engine.js";
+import {
+  applyActions,
+  checkPrograms,
+  observeAndPlan,
+  planEnv,
+  rollback,
+} from "../engine/engine.js";
 import { EXIT, UserError } from "../errors.js";
 import { detectFacts } from "../host/facts.js";
 import { readLiveImpairments, writeLiveImpairments } from "../host/impair-live.js";
@@ -177,6 +183,7 @@ export async function impairNic(
     const { obs, plan } = await observeAndPlan({ ...env, lab }, runner, KINDS);
     if (plan.problems.length > 0)
       throw new UserError(`${plan.problems.join("; ")}; nothing was changed`);
+    checkPrograms(plan.actions);
     const startSeq = Journal.read(stateDir).reduce((m, e) => Math.max(m, e.seq), 0);
     writeLiveImpairments(stateDir, live);
     try {

@@ -2,7 +2,13 @@
 // take back what this run did, newest first, unless the user asked to keep it.
 import { rmSync } from "node:fs";
 import { type ExecContext, type Timing, timed } from "../engine/context.js";
-import { applyActions, observeAndPlan, planEnv, rollback } from "../engine/engine.js";
+import {
+  applyActions,
+  checkPrograms,
+  observeAndPlan,
+  planEnv,
+  rollback,
+} from "../engine/engine.js";
 import { EXIT, UserError } from "../errors.js";
 import { detectFacts } from "../host/facts.js";
 import { Journal } from "../host/journal.js";
@@ -80,10 +86,14 @@ export async function up(lab: Lab, opts: UpOptions = {}): Promise<UpResult> {
     const { obs, plan } = await timed(timings, "observe and plan", () =>
       observeAndPlan(env, runner),
     );
-    if (plan.problems.length > 0) {
+    try {
+      if (plan.problems.length > 0)
+        throw new UserError(`${plan.problems.join("; ")}; nothing was changed`);
+      checkPrograms(plan.actions);
+    } catch (e) {
       // Nothing changed yet: a first run leaves no state behind.
       if (Journal.read(state.dir).length === 0) rmSync(state.dir, { recursive: true, force: true });
-      throw new UserError(`${plan.problems.join("; ")}; nothing was changed`);
+      throw e;
     }
     const journal = new Journal(state.dir);
     const startSeq = Journal.read(state.dir).reduce((m, e) => Math.max(m, e.seq), 0);

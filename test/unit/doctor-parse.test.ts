@@ -194,7 +194,13 @@ describe("uplink check (recorded runner)", () => {
     const runner = new RecordingRunner(null, (argv) => ({
       exitCode: argv[0] === "test" && argv[2]!.endsWith("/eth0") ? 0 : 1,
     }));
-    const [r] = await checkUplinks({ lab, runner, fix: false, env: DEFAULT_ENV });
+    const [r] = await checkUplinks({
+      lab,
+      runner,
+      fix: false,
+      confirm: async () => false,
+      env: DEFAULT_ENV,
+    });
     assert.equal(r!.status, "pass");
     assert.match(r!.detail, /systemd-networkd does not claim it/);
   });
