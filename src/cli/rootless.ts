@@ -1,11 +1,13 @@
 // Rootless labs on the command line: a normal user's `up` (or `up --rootless`) builds the lab inside
 // namespaces of its own, and every command on such a lab runs qnet itself in there (nsenter); `down` and
 // `status` also take back, from the host, what lives outside the lab's namespaces.
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
-import { EXIT, UserError } from "../errors.js";
+import { EXIT, UserError, ValidationError } from "../errors.js";
 import { DEFAULT_STATE_ROOT, labStateDir } from "../host/state.js";
-import { rootlessLab } from "../kinds/rootless.js";
+import { rootlessLab, rootlessRefusals } from "../kinds/rootless.js";
+import { formatPath } from "../load/parse.js";
+import type { Lab } from "../model/lab.js";
 import { isName } from "../model/names.js";
 import { HELPER_IFNAME, helperReason } from "../render/rootless-helper.js";
 import { insideInfo } from "../rootless/inside.js";
@@ -133,6 +135,7 @@ async function up(file: string, o: UpFlags): Promise<number> {
     throw new UserError("a multi-host lab cannot run rootless", "run it as root", EXIT.usage);
   const progress = stderr(!!o.json || !!o.quiet);
   const { lab, notes } = rootlessLab((await readTopology(file)).lab);
+  await refuseLocated(file, lab);
   for (const n of notes) progress(n);
   if (!isRoot()) ensurePrivateRoot(o.stateDir);
   const lock = await lockRootlessLab(o.stateDir, lab.name);
@@ -160,6 +163,31 @@ async function up(file: string, o: UpFlags): Promise<number> {
   } finally {
     lock.release();
   }
+}
+
+/**
+ * Refuse, before anything is made, a lab with objects only root can have (kinds/rootless.ts decides
+ * which): each at the field of the file that asks for it, with the reason and the alternative.
+ */
+async function refuseLocated(file: string, lab: Lab): Promise<void> {
+  const refusals = rootlessRefusals(lab);
+  if (refusals.length === 0) return;
+  let locate = (_: readonly (string | number)[]) => ({ line: 1, column: 1 });
+  try {
+    const { parseTopologyText } = await import("../load/parse.js");
+    locate = parseTopologyText(readFileSync(file, "utf8"), file).locate;
+  } catch {
+    // standard input, or a file gone since: the message still names the field
+  }
+  throw new ValidationError(
+    refusals.map((r) => ({
+      severity: "error" as const,
+      file,
+      ...locate(r.path),
+      path: formatPath(r.path),
+      message: `${r.message} (nothing was changed)`,
+    })),
+  );
 }
 
 async function labNameOf(arg: string): Promise<string> {

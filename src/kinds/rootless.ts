@@ -21,11 +21,30 @@ export type PlaceRule =
   /** Observed as usual, but a change it needs is refused: only root can make it. */
   | { rule: "observe"; why: string; fix: string }
   /** A lab that has objects of this kind cannot run rootless. */
-  | { rule: "refuse"; why: string; instead: string; subject: (lab: Lab) => string[] };
+  | { rule: "refuse"; why: string; instead: string; subject: (lab: Lab) => RefusedSubject[] };
 
-const bridgedNetworks = (lab: Lab) =>
+/** What of the lab a refusal is about: the field that asks for it (for a located error), and its name. */
+export interface RefusedSubject {
+  path: (string | number)[];
+  what: string;
+}
+
+/** One reason the lab cannot run rootless, at the field that asks for it. */
+export interface Refusal {
+  path: (string | number)[];
+  message: string;
+}
+
+const bridgedNetworks = (lab: Lab): RefusedSubject[] =>
   lab.networks.flatMap((n) =>
-    n.type === "bridged" ? [`network ${n.name} (type: bridged, uplink ${n.uplink})`] : [],
+    n.type === "bridged"
+      ? [
+          {
+            path: ["networks", n.name, "type"],
+            what: `network ${n.name} (type: bridged, uplink ${n.uplink})`,
+          },
+        ]
+      : [],
   );
 const LAN: Omit<Extract<PlaceRule, { rule: "refuse" }>, "subject"> = {
   rule: "refuse",
@@ -37,7 +56,10 @@ const MULTI_HOST: Extract<PlaceRule, { rule: "refuse" }> = {
   rule: "refuse",
   why: "a multi-host lab's VXLAN devices need the host's own underlay address, in root's namespace",
   instead: "run the multi-host lab as root",
-  subject: (lab) => (lab.hosts && lab.hosts.length > 0 ? ["a multi-host lab (hosts:)"] : []),
+  subject: (lab) =>
+    lab.hosts && lab.hosts.length > 0
+      ? [{ path: ["hosts"], what: "a multi-host lab (hosts:)" }]
+      : [],
 };
 
 /** Every kind's rule for rootless labs (exhaustive: a new kind must say where it stands). */
@@ -83,15 +105,20 @@ export function runsRootless(kind: KindName): boolean {
   return r === "same" || r === "observe";
 }
 
-/** Why the lab cannot run rootless, one line per subject: empty when it can. Pure. */
-export function rootlessRefusals(lab: Lab): string[] {
-  const out = new Set<string>();
+/**
+ * Why the lab cannot run rootless, one refusal per subject, each with the field that asks for it, the
+ * reason and the alternative: empty when it can. The one place that decides it. Pure.
+ */
+export function rootlessRefusals(lab: Lab): Refusal[] {
+  const out = new Map<string, Refusal>();
   for (const rule of Object.values(ROOTLESS_RULES)) {
     if (rule.rule !== "refuse") continue;
-    for (const s of rule.subject(lab))
-      out.add(`${s} cannot run rootless: ${rule.why}; ${rule.instead}`);
+    for (const s of rule.subject(lab)) {
+      const message = `${s.what} cannot run rootless: ${rule.why}; ${rule.instead}`;
+      out.set(message, { path: s.path, message });
+    }
   }
-  return [...out];
+  return [...out.values()];
 }
 
 /**
@@ -102,7 +129,8 @@ export function notRootlessPlan(kind: KindName, want: unknown[], env: PlanEnv): 
   const rule = ROOTLESS_RULES[kind];
   if (want.length === 0) return { verdicts: [] };
   if (rule.rule === "skip") return { verdicts: [], notes: [`rootless: no ${kind}: ${rule.why}`] };
-  if (rule.rule === "refuse") return { verdicts: [], problems: rootlessRefusals(env.lab) };
+  if (rule.rule === "refuse")
+    return { verdicts: [], problems: rootlessRefusals(env.lab).map((r) => r.message) };
   return { verdicts: [] };
 }
 

@@ -156,7 +156,7 @@ export async function prepareRootlessLab(
   stateRoot: string,
   progress: (msg: string) => void,
 ): Promise<PreparedLab> {
-  const refusals = rootlessRefusals(lab);
+  const refusals = rootlessRefusals(lab).map((r) => r.message);
   const reason = helperReason(lab);
   const tool = reason ? chooseHelper() : null;
   const problems = [...refusals, ...(tool ? helperProblems(lab, tool) : [])];
