@@ -1,0 +1,300 @@
+// Rootless labs for real: two normal users (made by the test) run qnet inside a stand-in host namespace
+// with an "internet" namespace behind it; their labs live in user and network namespaces of their own.
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { setTimeout as sleep } from "node:timers/promises";
+import { REPO_ROOT } from "../helpers/golden.js";
+import { CLI } from "../helpers/topology.js";
+import { addNetns, delNetns, sh, snapshot } from "./helpers/netns.js";
+
+const example = (name: string) => join(REPO_ROOT, "examples", `${name}.yaml`);
+const ID = process.pid % 100_000;
+const HOST = `qnt-rl-${ID}-host`;
+const INET = `qnt-rl-${ID}-inet`;
+const INET_IP = "198.51.100.2";
+const USERS = { a: `qnrl${ID}a`, b: `qnrl${ID}b` };
+const uidOf = (user: string) => Number(sh(["id", "-u", user]).trim());
+const web = mkdtempSync("/tmp/qnt-rl-web-");
+const xdgB = `/tmp/qnt-rl-${ID}-xdg-b`;
+const children: ChildProcess[] = [];
+
+interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** qnet as `user` inside the stand-in host namespace (setpriv: the user's uid, gid and groups only). */
+function qnetAs(
+  user: string,
+  args: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number } = {},
+): Run {
+  const r = spawnSync(
+    "ip",
+    [
+      ...["netns", "exec", HOST, "setpriv", "--reuid", user, "--regid", user, "--init-groups"],
+      ...["env", "-i", "PATH=/usr/local/bin:/usr/bin:/bin", `HOME=/home/${user}`, `USER=${user}`],
+      ...Object.entries(opts.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      ...[process.execPath, CLI, ...args],
+    ],
+    { encoding: "utf8", timeout: opts.timeoutMs ?? 240_000, cwd: "/" },
+  );
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const envB = { XDG_RUNTIME_DIR: xdgB };
+const ok = (r: Run, what: string) =>
+  assert.equal(r.status, 0, `${what} failed (${r.status}):\n${r.stdout}\n${r.stderr}`);
+
+/** What the stand-in host namespace holds: links, addresses, routes and its nft ruleset. */
+function hostState() {
+  return { ...snapshot(HOST), nft: sh(["ip", "netns", "exec", HOST, "nft", "list", "ruleset"]) };
+}
+
+/** PIDs of the user's processes (zombies not yet reaped by the machine's init are waited for). */
+async function processesOf(user: string, waitMs = 8_000): Promise<string[]> {
+  const deadline = Date.now() + waitMs;
+  for (;;) {
+    const r = spawnSync("ps", ["-u", user, "-o", "pid=,stat=,args="], { encoding: "utf8" });
+    const list = r.stdout.split("\n").filter((l) => l.trim());
+    if (list.length === 0 || Date.now() > deadline) return list;
+    await sleep(200);
+  }
+}
+
+/** The user's labs under a state root (directories). */
+function labsIn(root: string): string[] {
+  return existsSync(root) ? readdirSync(root).filter((n) => !n.endsWith(".lock")) : [];
+}
+
+describe("rootless labs: a normal user's qnet, no sudo", () => {
+  let clean: ReturnType<typeof hostState>;
+  let rootA: string;
+
+  before(() => {
+    for (const u of Object.values(USERS)) sh(["useradd", "--create-home", "--shell", "/bin/sh", u]);
+    rootA = `/tmp/qnet-${uidOf(USERS.a)}`;
+    mkdirSync(xdgB, { mode: 0o700 });
+    sh(["chown", `${USERS.b}:${USERS.b}`, xdgB]);
+    const access = spawnSync("setpriv", [
+      ...["--reuid", USERS.a, "--regid", USERS.a, "--init-groups"],
+      ...["test", "-r", CLI],
+    ]);
+    assert.equal(
+      access.status,
+      0,
+      `a normal user must read the checkout (${CLI}): make its directories world-readable (chmod o+rx)`,
+    );
+    addNetns(HOST);
+    addNetns(INET);
+    // IPv4 only: no link-local addresses and routes appearing later to blur the host's snapshot.
+    for (const ns of [HOST, INET])
+      for (const k of ["all", "default"])
+        sh(["ip", "netns", "exec", ns, "sysctl", "-qw", `net.ipv6.conf.${k}.disable_ipv6=1`]);
+    sh(["ip", "link", "add", "rlh0", "netns", HOST, "type", "veth", "peer", "rli0", "netns", INET]);
+    sh(["ip", "-n", HOST, "addr", "add", "198.51.100.1/24", "dev", "rlh0"]);
+    sh(["ip", "-n", INET, "addr", "add", `${INET_IP}/24`, "dev", "rli0"]);
+    sh(["ip", "-n", HOST, "link", "set", "rlh0", "up"]);
+    sh(["ip", "-n", INET, "link", "set", "rli0", "up"]);
+    sh(["ip", "-n", HOST, "route", "add", "default", "via", INET_IP]);
+    writeFileSync(join(web, "index.html"), "hello from the internet\n");
+    const httpd = spawn(
+      "ip",
+      ["netns", "exec", INET, "busybox", "httpd", "-f", "-p", "80", "-h", web],
+      { stdio: "ignore" },
+    );
+    children.push(httpd);
+    clean = hostState();
+  });
+
+  after(async () => {
+    for (const [u, env] of [
+      [USERS.a, {}],
+      [USERS.b, envB],
+    ] as const) {
+      for (const lab of ["lab", "svc"]) qnetAs(u, ["down", lab], { env });
+    }
+    for (const c of children) if (c.pid) spawnSync("kill", [String(c.pid)]);
+    for (const u of Object.values(USERS)) {
+      await processesOf(u);
+      spawnSync("userdel", ["--remove", u]);
+    }
+    delNetns(HOST);
+    delNetns(INET);
+    rmSync(web, { recursive: true, force: true });
+    rmSync(xdgB, { recursive: true, force: true });
+    if (rootA) rmSync(rootA, { recursive: true, force: true });
+  });
+
+  test("private-lan: up as the user; the VMs ping each other and the gateway; the host is unchanged", async () => {
+    const t0 = performance.now();
+    const up = qnetAs(USERS.a, ["up", example("private-lan")]);
+    ok(up, "up");
+    assert.match(up.stderr, /rootless: starting the lab's namespace holder/);
+    for (const [vm, target] of [
+      ["vm0", "10.0.2.3"],
+      ["vm1", "10.0.2.2"],
+      ["vm0", "10.0.2.1"],
+      ["vm1", "10.0.2.1"],
+    ] as const) {
+      ok(
+        qnetAs(USERS.a, ["exec", "lab", vm, "--", "ping", "-c1", "-W3", target]),
+        `${vm} → ${target}`,
+      );
+    }
+    process.stderr.write(
+      `rootless private-lan: start to ping ${Math.round(performance.now() - t0)} ms\n`,
+    );
+    // State: the user's own, private; the holder recorded there.
+    const st = statSync(rootA);
+    assert.equal(st.uid, uidOf(USERS.a));
+    assert.equal(st.mode & 0o777, 0o700);
+    assert.ok(existsSync(join(rootA, "lab", "rootless.json")));
+    const status = qnetAs(USERS.a, ["status", "lab", "--json"]);
+    ok(status, "status");
+    const s = JSON.parse(status.stdout) as {
+      ok: boolean;
+      objects: { kind: string; state: string }[];
+    };
+    assert.equal(s.ok, true);
+    assert.ok(s.objects.some((o) => o.kind === "rootless-holder" && o.state === "present"));
+    assert.ok(s.objects.some((o) => o.kind === "vm" && o.state === "present"));
+    // Nothing of the lab is on the (stand-in) host: no bridge, no tap, no address, no route, no rule.
+    assert.deepEqual(hostState(), clean);
+    // Root sees the user's lab, marked with its owner, and leaves it alone.
+    const rootList = spawnSync(process.execPath, [CLI, "status"], { encoding: "utf8" });
+    assert.match(rootList.stdout, new RegExp(`^${USERS.a}:lab\\tup \\(rootless\\)`, "m"));
+  });
+
+  test("a second user's lab with the same name runs at the same time ($XDG_RUNTIME_DIR/qnet)", async () => {
+    const up = qnetAs(USERS.b, ["up", example("private-lan")], { env: envB });
+    ok(up, "up as the second user");
+    ok(
+      qnetAs(USERS.b, ["exec", "lab", "vm0", "--", "ping", "-c1", "-W3", "10.0.2.3"], {
+        env: envB,
+      }),
+      "B ping",
+    );
+    ok(qnetAs(USERS.a, ["exec", "lab", "vm0", "--", "ping", "-c1", "-W3", "10.0.2.3"]), "A ping");
+    assert.equal(statSync(join(xdgB, "qnet")).mode & 0o777, 0o700);
+    assert.ok(existsSync(join(xdgB, "qnet", "lab", "rootless.json")));
+    ok(qnetAs(USERS.b, ["down", "lab"], { env: envB }), "down as B");
+    assert.deepEqual(await processesOf(USERS.b), []);
+    assert.deepEqual(labsIn(join(xdgB, "qnet")), []);
+    // A's lab is untouched.
+    ok(qnetAs(USERS.a, ["status", "lab"]), "A's status after B's down");
+  });
+
+  test("down as the user: no process of the user, no state, the host unchanged", async () => {
+    const down = qnetAs(USERS.a, ["down", "lab"]);
+    ok(down, "down");
+    assert.deepEqual(await processesOf(USERS.a), []);
+    assert.deepEqual(labsIn(rootA), []);
+    assert.deepEqual(hostState(), clean);
+  });
+
+  test("type: bridged is refused at its field, with the reason and the alternative; nothing is made", async () => {
+    const r = qnetAs(USERS.a, ["up", example("lan-bridge")]);
+    assert.equal(r.status, 3, r.stderr);
+    assert.match(r.stderr, /lan-bridge\.yaml:\d+:\d+: error: networks\.lan\.type: /);
+    assert.match(r.stderr, /the host's LAN interface belongs to root/);
+    assert.match(r.stderr, /use a `user` network .* or run qnet as root/);
+    assert.deepEqual(labsIn(rootA), []);
+    assert.deepEqual(await processesOf(USERS.a, 0), []);
+  });
+
+  test("a state root owned by another user is refused", () => {
+    const evil = `/tmp/qnt-rl-${ID}-evil`;
+    mkdirSync(join(evil, "qnet"), { recursive: true, mode: 0o700 });
+    try {
+      sh(["chown", "-R", `${USERS.b}:${USERS.b}`, evil]);
+      sh(["chmod", "0755", evil]);
+      const r = qnetAs(USERS.a, ["up", example("private-lan")], { env: { XDG_RUNTIME_DIR: evil } });
+      assert.equal(r.status, 4, r.stderr);
+      assert.match(r.stderr, /the state root .*qnet is owned by uid \d+, not by you/);
+    } finally {
+      rmSync(evil, { recursive: true, force: true });
+    }
+  });
+
+  test("services: names, NAT through pasta, the forward on the user's loopback, check", async () => {
+    const up = qnetAs(USERS.a, ["up", example("services")]);
+    ok(up, "up");
+    assert.match(up.stderr, /rootless: starting pasta/);
+    assert.match(up.stderr, /rootless: no hosts: `dns: host`/);
+    ok(
+      qnetAs(USERS.a, ["exec", "svc", "vm0", "--", "ping", "-c1", "-W3", "vm1"]),
+      "vm0 → vm1 by name",
+    );
+    ok(
+      qnetAs(USERS.a, ["exec", "svc", "vm1", "--", "ping", "-c1", "-W3", "vm0.svc"]),
+      "vm1 → vm0.svc",
+    );
+    // NAT: an HTTP server in the "internet" namespace, behind the stand-in host's default route.
+    const http = qnetAs(USERS.a, [
+      ...["exec", "svc", "vm0", "--", "sh", "-c"],
+      `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${INET_IP} 80`,
+    ]);
+    ok(http, "HTTP through NAT");
+    assert.match(http.stdout, /hello from the internet/);
+    // The forward tcp:8022:vm0:22, published by pasta on the stand-in host's loopback, reaches dropbear.
+    const banner = spawnSync(
+      "ip",
+      ["netns", "exec", HOST, "busybox", "nc", "-w", "5", "127.0.0.1", "8022"],
+      { encoding: "utf8", input: "", timeout: 15_000 },
+    );
+    assert.match(banner.stdout, /^SSH-2\.0-dropbear/);
+    const listeners = sh(["ip", "netns", "exec", HOST, "ss", "-Hltnp"]);
+    assert.match(listeners, /127\.0\.0\.1:8022 .*passt/);
+    const check = qnetAs(USERS.a, ["check", "svc"]);
+    ok(check, "check");
+    assert.doesNotMatch(check.stdout, /FAIL/);
+    const { nft, ...links } = hostState();
+    assert.deepEqual({ nft, ...links }, clean);
+    ok(qnetAs(USERS.a, ["down", "svc"]), "down");
+    assert.deepEqual(await processesOf(USERS.a), []);
+    assert.deepEqual(labsIn(rootA), []);
+  });
+
+  test("the holder killed: everything inside goes; status says so and cleans up, and so does down", async () => {
+    for (const cmd of ["status", "down"] as const) {
+      ok(qnetAs(USERS.a, ["up", example("services"), "--quiet"]), "up");
+      const holder = Number(sh(["cat", join(rootA, "svc", "holder.pid")]).trim());
+      process.kill(holder, "SIGKILL");
+      const r = qnetAs(USERS.a, [cmd, "svc"]);
+      assert.match(
+        `${r.stdout}${r.stderr}`,
+        /namespace holder (died|is gone), and everything inside went with it/,
+      );
+      assert.equal(r.status, cmd === "status" ? 1 : 0, r.stderr);
+      assert.deepEqual(await processesOf(USERS.a), [], `after ${cmd}`);
+      assert.deepEqual(labsIn(rootA), [], `after ${cmd}`);
+    }
+    assert.deepEqual(hostState(), clean);
+  });
+
+  test("SIGKILL of up at several points, then down: nothing left", async () => {
+    // 1: holder journaled, not started; 2: holder up, pasta journaled; 3 and later: the qnet inside.
+    for (const k of [1, 2, 3, 5, 8]) {
+      const r = qnetAs(USERS.a, ["up", example("services"), "--quiet"], {
+        env: { QNET_KILL_AFTER: String(k) },
+      });
+      assert.notEqual(r.status, 0, `up with QNET_KILL_AFTER=${k} was not killed`);
+      ok(qnetAs(USERS.a, ["down", "svc"]), `down after kill ${k}`);
+      assert.deepEqual(await processesOf(USERS.a), [], `processes after kill ${k}`);
+      assert.deepEqual(labsIn(rootA), [], `state after kill ${k}`);
+      assert.deepEqual(hostState(), clean, `host after kill ${k}`);
+    }
+  });
+});
