@@ -16,8 +16,11 @@ export interface RootlessPlace {
 export type PlaceRule =
   /** The kind works inside the namespaces exactly as on a host. */
   | { rule: "same" }
-  /** Nothing of this kind exists for a rootless lab: said once in the plan's notes when it had objects. */
-  | { rule: "skip"; why: string }
+  /**
+   * Nothing of this kind exists for a rootless lab: said once in the plan's notes when the file asked for
+   * it (`quiet`: the kind is the host's business only, such as its firewall, and the file never asks).
+   */
+  | { rule: "skip"; why: string; quiet?: boolean }
   /** Observed as usual, but a change it needs is refused: only root can make it. */
   | { rule: "observe"; why: string; fix: string }
   /** A lab that has objects of this kind cannot run rootless. */
@@ -64,7 +67,11 @@ const MULTI_HOST: Extract<PlaceRule, { rule: "refuse" }> = {
 
 /** Every kind's rule for rootless labs (exhaustive: a new kind must say where it stands). */
 export const ROOTLESS_RULES: { readonly [K in KindName]: PlaceRule } = {
-  netns: { rule: "skip", why: "the lab's namespace is the one its holder process keeps" },
+  netns: {
+    rule: "skip",
+    why: "the lab's namespace is the one its holder process keeps",
+    quiet: true,
+  },
   module: {
     rule: "observe",
     why: "loading a kernel module needs root on the host",
@@ -73,6 +80,7 @@ export const ROOTLESS_RULES: { readonly [K in KindName]: PlaceRule } = {
   "nm-unmanaged": {
     rule: "skip",
     why: "NetworkManager manages the host's namespace, never a lab's private one",
+    quiet: true,
   },
   uplink: { ...LAN, subject: bridgedNetworks },
   bridge: { rule: "same" },
@@ -88,6 +96,7 @@ export const ROOTLESS_RULES: { readonly [K in KindName]: PlaceRule } = {
   firewall: {
     rule: "skip",
     why: "the lab's private namespace has no other firewall, and its traffic leaves through the helper's sockets, never the host's FORWARD chain",
+    quiet: true,
   },
   dnsmasq: { rule: "same" },
   hosts: {
@@ -128,7 +137,8 @@ export function rootlessRefusals(lab: Lab): Refusal[] {
 export function notRootlessPlan(kind: KindName, want: unknown[], env: PlanEnv): KindPlan {
   const rule = ROOTLESS_RULES[kind];
   if (want.length === 0) return { verdicts: [] };
-  if (rule.rule === "skip") return { verdicts: [], notes: [`rootless: no ${kind}: ${rule.why}`] };
+  if (rule.rule === "skip")
+    return { verdicts: [], notes: rule.quiet ? [] : [`rootless: no ${kind}: ${rule.why}`] };
   if (rule.rule === "refuse")
     return { verdicts: [], problems: rootlessRefusals(env.lab).map((r) => r.message) };
   return { verdicts: [] };

@@ -22,7 +22,8 @@ export interface HelperPlan {
   tool: HelperTool;
   role: HelperTool;
   ifname: string;
-  /** The namespace side of the helper's link: its address, prefix and gateway. */
+  /** The helper's link: its network, the namespace side's address, prefix and gateway. */
+  network: string;
   address: string;
   prefix: number;
   gateway: string;
@@ -117,6 +118,7 @@ export function planHelper(lab: Lab, tool: HelperTool, stateDir: string): Helper
     role: tool,
     ifname: HELPER_IFNAME,
     // slirp4netns's own layout (gateway .2, DNS .3, the namespace .100); pasta is told the same.
+    network: at(0),
     address: at(100),
     prefix: net.prefix,
     gateway: at(2),
@@ -166,7 +168,8 @@ export function slirpArgv(plan: HelperPlan, holderPid: number): string[] {
     "--mtu=65520",
     // The lab reaches the internet, not the user's own loopback services.
     "--disable-host-loopback",
-    `--cidr=${plan.address}/${plan.prefix}`,
+    // slirp4netns takes the network and gives the namespace its .100 itself.
+    `--cidr=${plan.network}/${plan.prefix}`,
     `--api-socket=${plan.apiSocket}`,
     `--userns-path=/proc/${holderPid}/ns/user`,
     "--ready-fd=3",

@@ -267,6 +267,33 @@ describe("rootless labs: a normal user's qnet, no sudo", () => {
     assert.deepEqual(labsIn(rootA), []);
   });
 
+  test("slirp4netns instead of pasta: NAT and the forward on the loopback", async () => {
+    const env = { QNET_ROOTLESS_HELPER: "slirp4netns" };
+    const up = qnetAs(USERS.a, ["up", example("services")], { env });
+    ok(up, "up");
+    assert.match(up.stderr, /rootless: starting slirp4netns/);
+    const http = qnetAs(USERS.a, [
+      ...["exec", "svc", "vm1", "--", "sh", "-c"],
+      `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${INET_IP} 80`,
+    ]);
+    ok(http, "HTTP through NAT");
+    assert.match(http.stdout, /hello from the internet/);
+    const banner = spawnSync(
+      "ip",
+      ["netns", "exec", HOST, "busybox", "nc", "-w", "5", "127.0.0.1", "8022"],
+      { encoding: "utf8", input: "", timeout: 15_000 },
+    );
+    assert.match(banner.stdout, /^SSH-2\.0-dropbear/);
+    const status = JSON.parse(qnetAs(USERS.a, ["status", "svc", "--json"]).stdout) as {
+      objects: { kind: string; state: string }[];
+    };
+    assert.ok(status.objects.some((o) => o.kind === "slirp4netns" && o.state === "present"));
+    ok(qnetAs(USERS.a, ["down", "svc"]), "down");
+    assert.deepEqual(await processesOf(USERS.a), []);
+    assert.deepEqual(labsIn(rootA), []);
+    assert.deepEqual(hostState(), clean);
+  });
+
   test("the holder killed: everything inside goes; status says so and cleans up, and so does down", async () => {
     for (const cmd of ["status", "down"] as const) {
       ok(qnetAs(USERS.a, ["up", example("services"), "--quiet"]), "up");

@@ -124,6 +124,7 @@ describe("the helper (pasta or slirp4netns)", () => {
     const argv = slirpArgv(plan, 77);
     assert.ok(argv.includes("--api-socket=/s/slirp4netns.sock"));
     assert.ok(argv.includes("--disable-host-loopback"));
+    assert.ok(argv.includes("--cidr=10.0.2.0/24"));
     assert.ok(argv.includes("--userns-path=/proc/77/ns/user"));
     assert.deepEqual(slirpForwardRequests(plan), [
       {
