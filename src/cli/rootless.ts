@@ -4,6 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import type { Command } from "commander";
 import { EXIT, UserError, ValidationError } from "../errors.js";
+import { mkdirPrivate } from "../host/files.js";
 import { DEFAULT_STATE_ROOT, labStateDir } from "../host/state.js";
 import { rootlessLab, rootlessRefusals } from "../kinds/rootless.js";
 import { formatPath } from "../load/parse.js";
@@ -137,7 +138,8 @@ async function up(file: string, o: UpFlags): Promise<number> {
   const { lab, notes } = rootlessLab((await readTopology(file)).lab);
   await refuseLocated(file, lab);
   for (const n of notes) progress(n);
-  if (!isRoot()) ensurePrivateRoot(o.stateDir);
+  if (isRoot()) mkdirPrivate(o.stateDir);
+  else ensurePrivateRoot(o.stateDir);
   const lock = await lockRootlessLab(o.stateDir, lab.name);
   try {
     const t0 = performance.now();

@@ -1,13 +1,13 @@
 // A rootless lab's way out: start pasta (preferred) or slirp4netns on the user's host, attached to the
 // lab's namespace holder, with its published ports; journaled before it starts, stopped by pidfile.
 import { spawn } from "node:child_process";
-import { accessSync, closeSync, constants, openSync, readFileSync, rmSync } from "node:fs";
+import { closeSync, openSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
-import { join } from "node:path";
 import { execa } from "execa";
 import { EXIT, UserError } from "../errors.js";
 import { writeFileAtomic } from "../host/files.js";
 import type { Journal } from "../host/journal.js";
+import { findProgram, programPath } from "../host/programs.js";
 import {
   type HelperPlan,
   type HelperTool,
@@ -19,19 +19,9 @@ import { rootlessPid, undoRootlessProcess } from "./processes.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Whether a program is on the PATH (an executable file in one of its directories). */
+/** Whether a program is installed (on the PATH, or in the sbin directories qnet also searches). */
 export function onPath(name: string, env: NodeJS.ProcessEnv = process.env): boolean {
-  return (env.PATH ?? "/usr/local/bin:/usr/bin:/bin")
-    .split(":")
-    .filter((d) => d.startsWith("/"))
-    .some((d) => {
-      try {
-        accessSync(join(d, name), constants.X_OK);
-        return true;
-      } catch {
-        return false;
-      }
-    });
+  return findProgram(name, programPath(env.PATH ?? "")) !== null;
 }
 
 /** The helper to use: QNET_ROOTLESS_HELPER if set, else pasta when installed, else slirp4netns. */

@@ -7,6 +7,7 @@ import { runUndos } from "../engine/undo.js";
 import { EXIT, UserError } from "../errors.js";
 import { mkdirPrivate } from "../host/files.js";
 import { Journal } from "../host/journal.js";
+import { findProgram, missingProgramsError, programPath } from "../host/programs.js";
 import { ProcessRunner } from "../host/runner.js";
 import { acquireLock } from "../host/socket-lock.js";
 import { labStateDir } from "../host/state.js";
@@ -30,6 +31,12 @@ import {
   readRootlessRecord,
   writeRootlessRecord,
 } from "./record.js";
+
+/** Programs a rootless lab runs on the host, each named with its package when missing. */
+function requirePrograms(programs: string[]): void {
+  const missing = programs.filter((p) => findProgram(p) === null);
+  if (missing.length) throw missingProgramsError(missing, "a rootless lab");
+}
 
 /** The outer lock of a rootless lab (host PIDs; the qnet inside takes the lab's own lock). */
 export async function lockRootlessLab(stateRoot: string, lab: string, timeoutMs = 5_000) {
@@ -88,6 +95,7 @@ export function runQnetInside(
   info: InsideInfo,
   opts: { capture?: boolean; prefix?: string[] } = {},
 ): Promise<InsideRun> {
+  requirePrograms(["nsenter", "unshare"]);
   const argv = [
     ...(opts.prefix ?? enterArgv(holderPid)),
     process.execPath,
@@ -98,7 +106,7 @@ export function runQnetInside(
   return new Promise((resolve, reject) => {
     const child = spawn(argv[0]!, argv.slice(1), {
       stdio: ["inherit", opts.capture ? "pipe" : "inherit", "inherit"],
-      env: { ...process.env, PATH: withSbin(process.env.PATH), ...insideEnv(info) },
+      env: { ...process.env, PATH: programPath(), ...insideEnv(info) },
     });
     let stdout = "";
     child.stdout?.on("data", (d) => {
@@ -119,16 +127,6 @@ export function runQnetInside(
       resolve({ code: n, signal, stdout });
     });
   });
-}
-
-/**
- * Inside, the user is root of the lab's namespaces and runs root's tools (nft, dnsmasq, sysctl), which a
- * normal user's PATH often lacks: the sbin directories are added.
- */
-export function withSbin(path = "/usr/local/bin:/usr/bin:/bin"): string {
-  const dirs = path.split(":");
-  const add = ["/usr/local/sbin", "/usr/sbin", "/sbin"].filter((d) => !dirs.includes(d));
-  return [...dirs, ...add].join(":");
 }
 
 const SIGNALS: Partial<Record<NodeJS.Signals, number>> = {
