@@ -257,6 +257,9 @@ describe("rootless labs: a normal user's qnet, no sudo", () => {
     assert.match(banner.stdout, /^SSH-2\.0-dropbear/);
     const listeners = sh(["ip", "netns", "exec", HOST, "ss", "-Hltnp"]);
     assert.match(listeners, /127\.0\.0\.1:8022 .*passt/);
+    const ssh = qnetAs(USERS.a, ["ssh", "svc", "vm0", "--", "hostname"], { timeoutMs: 60_000 });
+    ok(ssh, "qnet ssh");
+    assert.equal(ssh.stdout.trim(), "vm0");
     const check = qnetAs(USERS.a, ["check", "svc"]);
     ok(check, "check");
     assert.doesNotMatch(check.stdout, /FAIL/);
@@ -292,6 +295,41 @@ describe("rootless labs: a normal user's qnet, no sudo", () => {
     assert.deepEqual(await processesOf(USERS.a), []);
     assert.deepEqual(labsIn(rootA), []);
     assert.deepEqual(hostState(), clean);
+  });
+
+  test("as root, --rootless builds the lab the same way; root's host namespace is unchanged", async () => {
+    const state = mkdtempSync("/tmp/qnt-rl-rootstate-");
+    const asRoot = (args: string[]) =>
+      spawnSync(
+        "ip",
+        [
+          "netns",
+          "exec",
+          HOST,
+          process.execPath,
+          CLI,
+          args[0]!,
+          "--state-dir",
+          state,
+          ...args.slice(1),
+        ],
+        { encoding: "utf8", timeout: 240_000 },
+      );
+    try {
+      const up = asRoot(["up", example("services"), "--rootless"]);
+      assert.equal(up.status, 0, up.stderr);
+      assert.match(up.stderr, /rootless: starting pasta/);
+      const ping = asRoot(["exec", "svc", "vm0", "--", "ping", "-c1", "-W3", "vm1"]);
+      assert.equal(ping.status, 0, ping.stderr);
+      assert.deepEqual(hostState(), clean);
+      const down = asRoot(["down", "svc"]);
+      assert.equal(down.status, 0, down.stderr);
+      assert.deepEqual(labsIn(state), []);
+      const left = spawnSync("pgrep", ["-f", "--", `--qnet-holder=${state}`], { encoding: "utf8" });
+      assert.equal(left.status, 1, `holder left: ${left.stdout}`);
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+    }
   });
 
   test("the holder killed: everything inside goes; status says so and cleans up, and so does down", async () => {
