@@ -1,6 +1,7 @@
-// Benchmark: time from start to every VM ready and having pinged each of its peers (2 and 4 VMs on one
-// private network): qnet vs the seed's manual steps (bench/baselines/manual.sh) vs libvirt, interleaved.
-// Run as root: node dist/bench/boot.js [--runs 5] [--sizes 2,4] [--variants qnet,qnet-e1000,manual,libvirt]
+// Benchmark: time from start to every VM ready and having pinged each of its peers (N VMs on one private
+// network), then the teardown: qnet (instant start from a template, and --cold) vs the seed's manual steps
+// (bench/baselines/manual.sh) vs libvirt, interleaved.
+// Run as root: node dist/bench/boot.js [--runs 5] [--sizes 2,8] [--variants qnet,qnet-cold,manual,libvirt]
 // Everything runs in fresh network namespaces; libvirtd itself is started inside one (its network too).
 import {
   copyFileSync,
@@ -22,8 +23,10 @@ const CLI = join(ROOT, "dist", "src", "cli", "main.js");
 const MANUAL = join(ROOT, "bench", "baselines", "manual.sh");
 const ID = process.pid;
 
-type Variant = "qnet" | "qnet-e1000" | "manual" | "libvirt";
-const ALL: Variant[] = ["qnet", "qnet-e1000", "manual", "libvirt"];
+type Variant = "qnet" | "qnet-cold" | "qnet-e1000" | "manual" | "libvirt";
+const DEFAULT: Variant[] = ["qnet", "qnet-cold", "manual", "libvirt"];
+/** One run: start to all pinging, and the teardown after it (ms). */
+type Times = { up: number; down: number };
 
 function opt(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -31,13 +34,13 @@ function opt(name: string, dflt: string): string {
 }
 if (process.argv.includes("--help")) {
   console.log(
-    "usage: node dist/bench/boot.js [--runs N] [--sizes 2,4] [--variants qnet,qnet-e1000,manual,libvirt]",
+    "usage: node dist/bench/boot.js [--runs N] [--sizes 2,8] [--variants qnet,qnet-cold,qnet-e1000,manual,libvirt]",
   );
   process.exit(0);
 }
 const RUNS = Number(opt("runs", "5"));
-const SIZES = opt("sizes", "2,4").split(",").map(Number);
-const VARIANTS = opt("variants", ALL.join(",")).split(",") as Variant[];
+const SIZES = opt("sizes", "2,8").split(",").map(Number);
+const VARIANTS = opt("variants", DEFAULT.join(",")).split(",") as Variant[];
 const MAX_VMS = Math.max(...SIZES);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -81,16 +84,19 @@ function topology(n: number, model: string): string {
   ].join("\n");
 }
 
-async function qnetOnce(n: number, model: string): Promise<number> {
+async function qnetOnce(n: number, model: string, cold: boolean): Promise<Times> {
   const ns = `qnt-boot-${ID}-q`;
   const dir = mkdtempSync(join(tmpdir(), "qnt-boot-q-"));
   const file = join(dir, "lab.yaml");
   writeFileSync(file, topology(n, model));
   const state = join(dir, "state");
   await run(["ip", "netns", "add", ns], "netns");
+  let up = Number.NaN;
+  let down = Number.NaN;
   try {
     const t0 = performance.now();
-    await qnet(["up", file, "--netns", ns, "--state-dir", state, "-q"], "qnet up");
+    const mode = cold ? ["--cold"] : [];
+    await qnet(["up", file, "--netns", ns, "--state-dir", state, "-q", ...mode], "qnet up");
     await Promise.all(
       Array.from({ length: n }, (_, i) =>
         qnet(
@@ -99,22 +105,27 @@ async function qnetOnce(n: number, model: string): Promise<number> {
         ),
       ),
     );
-    return performance.now() - t0;
+    up = performance.now() - t0;
   } finally {
-    await qnet(["down", "bootbench", "--state-dir", state], "qnet down").catch((e) =>
-      console.error(String(e)),
+    const t1 = performance.now();
+    await qnet(["down", "bootbench", "--state-dir", state], "qnet down").then(
+      () => (down = performance.now() - t1),
+      (e) => console.error(String(e)),
     );
     await run(["ip", "netns", "del", ns], "netns del").catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
+  return { up, down };
 }
 
 // ---------- manual (the seed's steps in a shell script) ----------
 
-async function manualOnce(n: number, kernel: string, initrd: string): Promise<number> {
+async function manualOnce(n: number, kernel: string, initrd: string): Promise<Times> {
   const ns = `qnt-boot-${ID}-m`;
   const dir = mkdtempSync(join(tmpdir(), "qnt-boot-m-"));
   await run(["ip", "netns", "add", ns], "netns");
+  let up = Number.NaN;
+  let down = Number.NaN;
   try {
     const t0 = performance.now();
     await run(
@@ -134,15 +145,20 @@ async function manualOnce(n: number, kernel: string, initrd: string): Promise<nu
       ],
       "manual.sh up",
     );
-    return performance.now() - t0;
+    up = performance.now() - t0;
   } finally {
+    const t1 = performance.now();
     await run(
       ["ip", "netns", "exec", ns, "bash", MANUAL, "down", String(n), dir],
       "manual down",
-    ).catch((e) => console.error(String(e)));
+    ).then(
+      () => (down = performance.now() - t1),
+      (e) => console.error(String(e)),
+    );
     await run(["ip", "netns", "del", ns], "netns del").catch(() => {});
     rmSync(dir, { recursive: true, force: true });
   }
+  return { up, down };
 }
 
 // ---------- libvirt ----------
@@ -290,8 +306,10 @@ async function waitReady(file: string, name: string, timeoutMs: number): Promise
   throw new Error(`${name}: no ready line in ${file}`);
 }
 
-async function libvirtOnce(n: number): Promise<number> {
+async function libvirtOnce(n: number): Promise<Times> {
   for (let i = 0; i < n; i++) rmSync(lvSerial(i), { force: true });
+  let up = Number.NaN;
+  let down = Number.NaN;
   try {
     const t0 = performance.now();
     await virsh(["net-start", LV_NET], "net-start");
@@ -303,15 +321,19 @@ async function libvirtOnce(n: number): Promise<number> {
         await agentExec(`qnbench-vm${i}`, pingScript(i, n));
       }),
     );
-    return performance.now() - t0;
+    up = performance.now() - t0;
   } finally {
+    // As a user would type it: `virsh destroy` per domain, then the network.
+    const t1 = performance.now();
     for (let i = 0; i < n; i++) {
       await execa("virsh", ["-q", "-c", "qemu:///system", "destroy", `qnbench-vm${i}`], {
         reject: false,
       });
     }
     await execa("virsh", ["-q", "-c", "qemu:///system", "net-destroy", LV_NET], { reject: false });
+    down = performance.now() - t1;
   }
+  return { up, down };
 }
 
 // ---------- driver ----------
@@ -338,30 +360,35 @@ async function main(): Promise<void> {
   ) as { kernel: string; initrd: string };
   const loads: number[] = [];
   const sampler = setInterval(() => loads.push(loadavg()[0]!), 2000);
-  const times = new Map<string, number[]>();
+  const times = new Map<string, Times[]>();
   let lvUp = false;
   try {
     if (VARIANTS.includes("libvirt")) {
       await libvirtSetup(built.kernel, built.initrd);
       lvUp = true;
     }
+    if (VARIANTS.includes("qnet")) {
+      // Untimed: the first instant start builds the template (cached in ~/.cache/qnet/templates).
+      const w = await qnetOnce(2, "virtio-net-pci", false);
+      console.error(`warm-up (template built): ${Math.round(w.up)} ms`);
+    }
     for (let r = 0; r < RUNS; r++) {
       for (const n of SIZES) {
         // Interleaved: the variant order rotates every run, so drifting load hits all of them alike.
         const order = VARIANTS.map((_, k) => VARIANTS[(k + r) % VARIANTS.length]!);
         for (const v of order) {
-          const ms =
-            v === "qnet"
-              ? await qnetOnce(n, "virtio-net-pci")
+          const t =
+            v === "qnet" || v === "qnet-cold"
+              ? await qnetOnce(n, "virtio-net-pci", v === "qnet-cold")
               : v === "qnet-e1000"
-                ? await qnetOnce(n, "e1000")
+                ? await qnetOnce(n, "e1000", true)
                 : v === "manual"
                   ? await manualOnce(n, built.kernel, built.initrd)
                   : await libvirtOnce(n);
           const key = `${n}/${v}`;
-          times.set(key, [...(times.get(key) ?? []), ms]);
+          times.set(key, [...(times.get(key) ?? []), t]);
           console.error(
-            `run ${r + 1}/${RUNS} vms=${n} ${v}: ${Math.round(ms)} ms (load ${loadavg()[0]!.toFixed(2)})`,
+            `run ${r + 1}/${RUNS} vms=${n} ${v}: up ${Math.round(t.up)} ms, down ${Math.round(t.down)} ms (load ${loadavg()[0]!.toFixed(2)})`,
           );
         }
       }
@@ -375,24 +402,34 @@ async function main(): Promise<void> {
   console.log(
     `Load average (1 min) during the run: min ${ls[0]?.toFixed(2)}, median ${median(ls).toFixed(2)}, max ${ls.at(-1)?.toFixed(2)} (machine shared with other sessions)`,
   );
-  console.log("");
-  console.log(
-    "| VMs | variant | median ms | min ms | max ms | runs | qnet ÷ this (median) |\n|---:|---|---:|---:|---:|---:|---:|",
-  );
-  for (const n of SIZES) {
-    const q = median(times.get(`${n}/qnet`) ?? [Number.NaN]);
-    for (const v of VARIANTS) {
-      const xs = times.get(`${n}/${v}`) ?? [];
-      const m = median(xs);
-      console.log(
-        `| ${n} | ${v} | ${Math.round(m)} | ${Math.round(Math.min(...xs))} | ${Math.round(Math.max(...xs))} | ${xs.length} | ${(q / m).toFixed(2)}× |`,
-      );
+  const first = VARIANTS[0]!;
+  for (const phase of ["up", "down"] as const) {
+    console.log("");
+    console.log(
+      phase === "up"
+        ? "Start to every VM pinging its peers:"
+        : "Teardown (everything the run made removed, VMs stopped):",
+    );
+    console.log(
+      `| VMs | variant | median ms | min ms | max ms | runs | ${first} ÷ this (median) |\n|---:|---|---:|---:|---:|---:|---:|`,
+    );
+    for (const n of SIZES) {
+      const base = median((times.get(`${n}/${first}`) ?? []).map((t) => t[phase]));
+      for (const v of VARIANTS) {
+        const xs = (times.get(`${n}/${v}`) ?? []).map((t) => t[phase]);
+        const m = median(xs);
+        console.log(
+          `| ${n} | ${v} | ${Math.round(m)} | ${Math.round(Math.min(...xs))} | ${Math.round(Math.max(...xs))} | ${xs.length} | ${(base / m).toFixed(2)}× |`,
+        );
+      }
     }
   }
   console.log("");
-  console.log(
-    `Raw ms: ${JSON.stringify(Object.fromEntries([...times].map(([k, xs]) => [k, xs.map(Math.round)])))}`,
-  );
+  const raw = [...times].map(([k, ts]) => [
+    k,
+    ts.map((t) => [Math.round(t.up), Math.round(t.down)]),
+  ]);
+  console.log(`Raw [up, down] ms: ${JSON.stringify(Object.fromEntries(raw))}`);
 }
 
 main().catch((e) => {

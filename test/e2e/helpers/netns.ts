@@ -74,3 +74,13 @@ export function httpGet(ns: string, url: string): { ok: boolean; body: string } 
   });
   return { ok: r.status === 0, body: r.stdout };
 }
+
+/** The first bytes a TCP server sends (an SSH banner, say), read from inside a namespace; null if none came. */
+export function tcpBanner(ns: string, host: string, port: number): string | null {
+  const script = `const s=require("net").connect(${port},${JSON.stringify(host)});s.setTimeout(3000,()=>process.exit(2));s.on("data",d=>{process.stdout.write(d);process.exit(0)});s.on("error",()=>process.exit(1))`;
+  const r = spawnSync("ip", ["netns", "exec", ns, process.execPath, "-e", script], {
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  return r.status === 0 ? r.stdout : null;
+}
