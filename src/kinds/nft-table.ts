@@ -43,7 +43,8 @@ export const nftTableKind: Kind<WantNftTable> = {
   diff(want, obs, env) {
     const verdicts = want.flatMap((w) => {
       const text = renderNftRuleset(env.lab, {
-        defaultUplink: obs.defaultRouteDev,
+        // Rootless: the helper's interface is the lab's only way out, also while the helper is down.
+        defaultUplink: env.rootless?.publishedVia ?? obs.defaultRouteDev,
         publishedVia: env.rootless?.publishedVia ?? null,
       });
       const listing = obs.nft ? nftTableListing(obs.nft, w.family, w.table) : null;

@@ -123,7 +123,7 @@ describe("rootless labs: a normal user's qnet, no sudo", () => {
       [USERS.a, {}],
       [USERS.b, envB],
     ] as const) {
-      for (const lab of ["lab", "svc"]) qnetAs(u, ["down", lab], { env });
+      for (const lab of ["lab", "svc", "web"]) qnetAs(u, ["down", lab], { env });
     }
     for (const c of children) if (c.pid) spawnSync("kill", [String(c.pid)]);
     for (const u of Object.values(USERS)) {
@@ -263,11 +263,53 @@ describe("rootless labs: a normal user's qnet, no sudo", () => {
     const check = qnetAs(USERS.a, ["check", "svc"]);
     ok(check, "check");
     assert.doesNotMatch(check.stdout, /FAIL/);
-    const { nft, ...links } = hostState();
-    assert.deepEqual({ nft, ...links }, clean);
+    assert.deepEqual(hostState(), clean);
+    // Drift inside and outside the lab's namespaces: status names it, up repairs exactly it.
+    const dnsmasq = sh(["pgrep", "-u", USERS.a, "-f", `dnsmasq --conf-file=${rootA}/svc/`]).trim();
+    const pasta = sh(["cat", join(rootA, "svc", "pasta.pid")]).trim();
+    process.kill(Number(dnsmasq), "SIGKILL");
+    process.kill(Number(pasta), "SIGKILL");
+    await sleep(300);
+    const drift = qnetAs(USERS.a, ["status", "svc", "--json"]);
+    assert.equal(drift.status, 1);
+    const bad = (JSON.parse(drift.stdout) as { objects: { kind: string; state: string }[] }).objects
+      .filter((o) => o.state !== "present")
+      .map((o) => `${o.kind} ${o.state}`);
+    assert.deepEqual(bad.sort(), ["dnsmasq missing", "pasta missing"]);
+    const repair = qnetAs(USERS.a, ["up", example("services")]);
+    ok(repair, "up (repair)");
+    assert.match(repair.stdout, /lab svc is up \(1 changes\):\n {2}\+ run dnsmasq/);
+    assert.match(repair.stderr, /rootless: starting pasta/);
+    ok(qnetAs(USERS.a, ["status", "svc"]), "status after the repair");
+    const again = spawnSync(
+      "ip",
+      ["netns", "exec", HOST, "busybox", "nc", "-w", "5", "127.0.0.1", "8022"],
+      { encoding: "utf8", input: "", timeout: 15_000 },
+    );
+    assert.match(again.stdout, /^SSH-2\.0-dropbear/);
     ok(qnetAs(USERS.a, ["down", "svc"]), "down");
     assert.deepEqual(await processesOf(USERS.a), []);
     assert.deepEqual(labsIn(rootA), []);
+  });
+
+  test("user networking (the seed's section 1): forwards on the user's loopback, the internet through it", async () => {
+    ok(qnetAs(USERS.a, ["up", example("user-forward")]), "up");
+    const banner = spawnSync(
+      "ip",
+      ["netns", "exec", HOST, "busybox", "nc", "-w", "5", "127.0.0.1", "2222"],
+      { encoding: "utf8", input: "", timeout: 15_000 },
+    );
+    assert.match(banner.stdout, /^SSH-2\.0-dropbear/);
+    const http = qnetAs(USERS.a, [
+      ...["exec", "web", "vm", "--", "sh", "-c"],
+      `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${INET_IP} 80`,
+    ]);
+    ok(http, "HTTP from a user network");
+    assert.match(http.stdout, /hello from the internet/);
+    ok(qnetAs(USERS.a, ["down", "web"]), "down");
+    assert.deepEqual(await processesOf(USERS.a), []);
+    assert.deepEqual(labsIn(rootA), []);
+    assert.deepEqual(hostState(), clean);
   });
 
   test("slirp4netns instead of pasta: NAT and the forward on the loopback", async () => {
