@@ -154,6 +154,7 @@ export async function prepareRootlessLab(
   stateRoot: string,
   progress: (msg: string) => void,
 ): Promise<PreparedLab> {
+  requirePrograms(["unshare", "nsenter", "ip"]);
   const refusals = rootlessRefusals(lab).map((r) => r.message);
   const reason = helperReason(lab);
   const tool = reason ? chooseHelper() : null;

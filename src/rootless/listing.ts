@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { type KnownLab, listLabs } from "../host/state.js";
 import { isName } from "../model/names.js";
 import { lockRootlessLab, rootlessState, teardownRootless } from "./lab.js";
+import { ROOT_STATE_ROOT } from "./state-root.js";
 
 export interface ListedLab extends KnownLab {
   state: string;
@@ -24,7 +25,7 @@ export const ROOTLESS_SAY: Record<string, string> = {
 
 /**
  * Mark the rootless labs among `labs` (all under `stateRoot`): up, or gone (cleaned up here, when the
- * lab is the caller's and no other qnet holds it); then, for root, other users' labs.
+ * lab is the caller's and no other qnet holds it); then, for root (in /run/qnet), other users' labs.
  */
 export async function withRootlessLabs(
   stateRoot: string,
@@ -48,7 +49,8 @@ export async function withRootlessLabs(
     }
     out.push({ ...l, state: await cleanUpGone(stateRoot, l.name), rootless: { holderPid: null } });
   }
-  if (uid === 0) out.push(...otherUsersLabs(stateRoot));
+  // Root's own state root only: a private --state-dir lists what is in it, nothing else.
+  if (uid === 0 && stateRoot === ROOT_STATE_ROOT) out.push(...otherUsersLabs(stateRoot));
   return out;
 }
 

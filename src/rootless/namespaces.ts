@@ -4,10 +4,10 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { execa } from "execa";
 import { EXIT, UserError } from "../errors.js";
 import { writeFileAtomic } from "../host/files.js";
 import type { Journal } from "../host/journal.js";
+import { ProcessRunner } from "../host/runner.js";
 import { holderProcess } from "./record.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -117,17 +117,18 @@ export async function startHolder(stateDir: string, journal: Journal): Promise<n
   }
 }
 
-/** Run one command inside the holder's namespaces; throws with its stderr when it fails. */
+/**
+ * Run one command inside the holder's namespaces, through qnet's runner (its PATH, a missing program named
+ * with its package); throws with its stderr when it fails.
+ */
 export async function runInside(
   holderPid: number,
   argv: string[],
   opts: { allowFail?: boolean } = {},
 ) {
-  const full = [...enterArgv(holderPid, "/"), ...argv];
-  const r = await execa(full[0]!, full.slice(1), {
-    reject: false,
-    env: { LC_ALL: "C" },
-    timeout: 20_000,
+  const r = await new ProcessRunner(null).run([...enterArgv(holderPid, "/"), ...argv], {
+    allowFail: true,
+    timeoutMs: 20_000,
   });
   if (r.exitCode !== 0 && !opts.allowFail)
     throw new UserError(
