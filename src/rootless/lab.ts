@@ -1,13 +1,10 @@
 // A rootless lab seen from the user's host: its namespace holder and helper started (journaled first) or
 // found, qnet itself run inside, and everything taken back from outside, also after the holder died.
-import { spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { runUndos } from "../engine/undo.js";
 import { EXIT, UserError } from "../errors.js";
 import { mkdirPrivate } from "../host/files.js";
 import { Journal } from "../host/journal.js";
-import { findProgram, missingProgramsError, programPath } from "../host/programs.js";
 import { ProcessRunner } from "../host/runner.js";
 import { acquireLock } from "../host/socket-lock.js";
 import { labStateDir } from "../host/state.js";
@@ -21,10 +18,10 @@ import {
   helperResolvConf,
   planHelper,
 } from "../render/rootless-helper.js";
+import { requirePrograms, rootlessState } from "./enter.js";
 import { chooseHelper, helperPid, startHelper, stopHelper } from "./helper.js";
-import { type InsideInfo, insideEnv } from "./inside.js";
-import { CLI_SCRIPT, enterArgv, setUpInside, startHolder, writeResolvConf } from "./namespaces.js";
-import { rootlessPid, undoRootlessProcess } from "./processes.js";
+import { setUpInside, startHolder, writeResolvConf } from "./namespaces.js";
+import { undoRootlessProcess } from "./processes.js";
 import {
   holderProcess,
   type RootlessRecord,
@@ -32,11 +29,13 @@ import {
   writeRootlessRecord,
 } from "./record.js";
 
-/** Programs a rootless lab runs on the host, each named with its package when missing. */
-function requirePrograms(programs: string[]): void {
-  const missing = programs.filter((p) => findProgram(p) === null);
-  if (missing.length) throw missingProgramsError(missing, "a rootless lab");
-}
+export {
+  type InsideRun,
+  insideInfoOf,
+  type RootlessState,
+  rootlessState,
+  runQnetInside,
+} from "./enter.js";
 
 /** The outer lock of a rootless lab (host PIDs; the qnet inside takes the lab's own lock). */
 export async function lockRootlessLab(stateRoot: string, lab: string, timeoutMs = 5_000) {
@@ -53,88 +52,6 @@ export async function lockRootlessLab(stateRoot: string, lab: string, timeoutMs 
     );
   }
 }
-
-/** Where a rootless lab stands: its record and the PIDs of its holder and helper (null: not running). */
-export interface RootlessState {
-  dir: string;
-  rec: RootlessRecord;
-  holderPid: number | null;
-  helperPid: number | null;
-}
-
-export function rootlessState(dir: string): RootlessState | null {
-  const rec = readRootlessRecord(dir);
-  if (!rec) return null;
-  return {
-    dir,
-    rec,
-    holderPid: rootlessPid(rec.holder),
-    helperPid: rec.helper ? helperPid(rec.helper) : null,
-  };
-}
-
-/** What the qnet inside must know: the state root, and where published ports arrive. */
-export function insideInfoOf(stateRoot: string, helper: HelperPlan | null): InsideInfo {
-  return { stateRoot, publishedVia: helper?.ifname ?? null };
-}
-
-export interface InsideRun {
-  /** Exit code, or 128 + signal number when the qnet inside was killed. */
-  code: number;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-}
-
-/**
- * Run qnet itself inside a holder's namespaces with `args` (stdio passed through, or stdout captured).
- * SIGINT and SIGTERM go to the qnet inside (same process group); this side waits for it.
- */
-export function runQnetInside(
-  holderPid: number,
-  args: string[],
-  info: InsideInfo,
-  opts: { capture?: boolean; prefix?: string[] } = {},
-): Promise<InsideRun> {
-  requirePrograms(["nsenter", "unshare"]);
-  const argv = [
-    ...(opts.prefix ?? enterArgv(holderPid)),
-    process.execPath,
-    ...process.execArgv,
-    CLI_SCRIPT,
-    ...args,
-  ];
-  return new Promise((resolve, reject) => {
-    const child = spawn(argv[0]!, argv.slice(1), {
-      stdio: ["inherit", opts.capture ? "pipe" : "inherit", "inherit"],
-      env: { ...process.env, PATH: programPath(), ...insideEnv(info) },
-    });
-    let stdout = "";
-    child.stdout?.on("data", (d) => {
-      stdout += d;
-    });
-    const ignore = () => {};
-    process.on("SIGINT", ignore);
-    process.on("SIGTERM", ignore);
-    child.once("error", (e) => {
-      process.off("SIGINT", ignore);
-      process.off("SIGTERM", ignore);
-      reject(e);
-    });
-    child.once("close", (code, signal) => {
-      process.off("SIGINT", ignore);
-      process.off("SIGTERM", ignore);
-      const n = signal ? 128 + (SIGNALS[signal] ?? 1) : (code ?? 1);
-      resolve({ code: n, signal, stdout });
-    });
-  });
-}
-
-const SIGNALS: Partial<Record<NodeJS.Signals, number>> = {
-  SIGHUP: 1,
-  SIGINT: 2,
-  SIGKILL: 9,
-  SIGTERM: 15,
-};
 
 export interface PreparedLab {
   dir: string;
@@ -238,6 +155,8 @@ export async function teardownRootless(
     ...(rec ? [undoRootlessProcess({ kind: "rootless-process", ...rec.holder })] : []),
   ];
   await Promise.allSettled(extra);
+  // The undo table loads every executor: only here, not on each `up` of the user's qnet.
+  const { runUndos } = await import("../engine/undo.js");
   const r = await runUndos(entries, { runner: new ProcessRunner(null), stateDir: dir });
   const errors = r.errors.map((e) => e.message);
   if (errors.length === 0) {
