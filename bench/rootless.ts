@@ -1,16 +1,28 @@
 // Start to ping for the 2-VM private lab (examples/private-lan.yaml): root (`--netns`) against rootless (a
 // normal user made for the run, inside a stand-in host namespace), interleaved, warm caches, medians.
 import { execFileSync, spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
-const FILE = join(ROOT, "examples", "private-lan.yaml");
 const runs = Number(process.argv[process.argv.indexOf("--runs") + 1]) || 5;
 const ID = process.pid % 100_000;
+// The example under a name of this run: other suites find QEMU by `process=qnet:lab:` and must not touch it.
+const LAB = `qnb${ID}`;
+const dir = mkdtempSync("/tmp/qnb-rl-lab-");
+const FILE = join(dir, "private-lan.yaml");
+writeFileSync(
+  FILE,
+  readFileSync(join(ROOT, "examples", "private-lan.yaml"), "utf8").replace(
+    /^name: \S+$/m,
+    `name: ${LAB}`,
+  ),
+  { mode: 0o644 },
+);
+chmodSync(dir, 0o755);
 const USER = `qnbench${ID}`;
 const HOST = `qnb-rl-${ID}-host`;
 const sh = (argv: string[]) => execFileSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
@@ -46,7 +58,7 @@ function startToPing(mode: "root" | "rootless"): number {
   ]);
   if (up !== 0) throw new Error(`${mode}: up failed (${up})`);
   for (let i = 0; i < 100; i++) {
-    if (qnet(mode, ["exec", "lab", "vm0", "--", "ping", "-c1", "-W1", "10.0.2.3"]) === 0)
+    if (qnet(mode, ["exec", LAB, "vm0", "--", "ping", "-c1", "-W1", "10.0.2.3"]) === 0)
       return performance.now() - t0;
   }
   throw new Error(`${mode}: no ping`);
@@ -65,13 +77,13 @@ try {
   // Warm-up: each side builds (or finds) its built-in guest and VM template once, as a user does once.
   for (const mode of ["root", "rootless"] as const) {
     startToPing(mode);
-    qnet(mode, ["down", "lab"]);
+    qnet(mode, ["down", LAB]);
   }
   for (let r = 0; r < runs; r++) {
     const order = r % 2 ? (["rootless", "root"] as const) : (["root", "rootless"] as const);
     for (const mode of order) {
       times[mode].push(startToPing(mode));
-      if (qnet(mode, ["down", "lab"]) !== 0) throw new Error(`${mode}: down failed`);
+      if (qnet(mode, ["down", LAB]) !== 0) throw new Error(`${mode}: down failed`);
     }
   }
   const fmt = (xs: number[]) => xs.map((x) => (x / 1000).toFixed(2)).join(", ");
@@ -90,9 +102,10 @@ try {
   );
   console.log(`rootless / root: ${(rl / root).toFixed(2)}×`);
 } finally {
-  qnet("root", ["down", "lab"]);
-  qnet("rootless", ["down", "lab"]);
+  qnet("root", ["down", LAB]);
+  qnet("rootless", ["down", LAB]);
   spawnSync("ip", ["netns", "del", HOST]);
   spawnSync("userdel", ["--remove", USER]);
   rmSync(stateRoot, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
 }
