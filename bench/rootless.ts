@@ -105,6 +105,8 @@ try {
   qnet("root", ["down", LAB]);
   qnet("rootless", ["down", LAB]);
   spawnSync("ip", ["netns", "del", HOST]);
+  const uid = spawnSync("id", ["-u", USER], { encoding: "utf8" }).stdout.trim();
+  if (/^\d+$/.test(uid)) rmSync(`/tmp/qnet-${uid}`, { recursive: true, force: true });
   spawnSync("userdel", ["--remove", USER]);
   rmSync(stateRoot, { recursive: true, force: true });
   rmSync(dir, { recursive: true, force: true });
