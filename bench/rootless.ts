@@ -105,6 +105,9 @@ try {
   qnet("root", ["down", LAB]);
   qnet("rootless", ["down", LAB]);
   spawnSync("ip", ["netns", "del", HOST]);
+  // The machine's init reaps the user's last zombies a moment after down: userdel refuses until then.
+  for (let i = 0; i < 40 && spawnSync("pgrep", ["-u", USER]).status === 0; i++)
+    spawnSync("sleep", ["0.2"]);
   const uid = spawnSync("id", ["-u", USER], { encoding: "utf8" }).stdout.trim();
   if (/^\d+$/.test(uid)) rmSync(`/tmp/qnet-${uid}`, { recursive: true, force: true });
   spawnSync("userdel", ["--remove", USER]);
