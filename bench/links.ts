@@ -77,8 +77,8 @@ async function main() {
   ];
   const results = new Map<string, number[]>(pairs.map(([k]) => [k, []]));
   writeFileSync(file, LAB);
-  spawnSync("ip", ["netns", "add", ns]);
   try {
+    // qnet creates the namespace (loopback up: QEMU's user networking reaches the host on 127.0.0.1).
     qnet("up", file, "--netns", ns, "--wait", "300");
     for (let r = 0; r < ROUNDS; r++) {
       for (const [k, from, to] of pairs) {

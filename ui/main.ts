@@ -82,6 +82,22 @@ function details(node: GraphNode | null, t: Topology, openConsole: (vm: string) 
     b.onclick = () => openConsole(node.name);
     extra.push(b);
   }
+  // A NIC of a running VM: its traffic as a pcap (100 frames or 10 s, whichever ends first).
+  const vm = node.parent?.slice("vm:".length);
+  if (node.kind === "nic" && vm && t.consoles.includes(vm)) {
+    const q = new URLSearchParams({ vm, nic: node.name, count: "100", seconds: "10" });
+    extra.push(
+      el(
+        "a",
+        {
+          class: "capture",
+          href: `/api/labs/${encodeURIComponent(t.lab)}/capture?${q}`,
+          download: `${t.lab}-${vm}-nic${node.name}.pcap`,
+        },
+        "download a capture (100 frames or 10 s)",
+      ),
+    );
+  }
   pane.replaceChildren(el("h3", {}, `${node.kind} ${node.name}`), el("dl", {}, ...items), ...extra);
 }
 

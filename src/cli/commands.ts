@@ -20,7 +20,13 @@ import { registerPortCommands } from "./port-commands.js";
 import { registerSshCommands } from "./ssh-commands.js";
 
 /** `qnet plan` options (a named type keeps the action on one line). */
-type PlanOptions = { json?: boolean; stateDir: string; netns?: string; host?: string };
+type PlanOptions = {
+  json?: boolean;
+  stateDir: string;
+  netns?: string;
+  host?: string;
+  cold?: boolean;
+};
 
 function warn(warnings: Compiled["warnings"], json: boolean) {
   if (!json) for (const w of warnings) process.stderr.write(`${formatDiagnostic(w)}\n`);
@@ -65,6 +71,7 @@ function registerFileCommands(program: Command): void {
       "--host <name>",
       "multi-host labs: this host's part (default: the host whose underlay address is local)",
     )
+    .option("--cold", "as `up --cold` would: every VM booted, none from a template")
     .addHelpText(
       "after",
       examples(
@@ -85,7 +92,12 @@ function registerFileCommands(program: Command): void {
       const netns = o.netns ?? lab.netns;
       const stateDir = labStateDir(o.stateDir, lab.name);
       const facts = detectFacts();
-      const { changes, notes } = await hostChanges(lab, { stateDir, netns, facts });
+      const { changes, notes } = await hostChanges(lab, {
+        stateDir,
+        netns,
+        facts,
+        cold: !!o.cold,
+      });
       const view = planView(lab, facts, stateDir, changes, notes);
       if (o.json) printJson(view);
       else process.stdout.write(renderPlanText(view));

@@ -109,7 +109,7 @@ export function registerLabCommands(program: Command): void {
               stateRoot: o.stateDir,
               netns: o.netns ?? null,
               noVms: !o.vms,
-              cold: !!o.cold || process.env.QNET_BOOT === "cold",
+              cold: !!o.cold,
               waitSeconds: o.wait,
               keepOnFailure: !!o.keepOnFailure,
               ...(o.confirm !== undefined ? { confirmSeconds: o.confirm } : {}),

@@ -43,7 +43,8 @@ export function planEnv(
     lab: withLiveImpairments(lab, readLiveImpairments(opts.stateDir)),
     ...opts,
     dataDir: qnetDataDir(),
-    cold: opts.cold ?? false,
+    // QNET_BOOT=cold here, so that plan, status and up agree on it.
+    cold: opts.cold === true || process.env.QNET_BOOT === "cold",
     bridgeNfPerNetns: bridgeNfSysctlsPerNetns(),
     rootless: rootlessPlace(),
   };

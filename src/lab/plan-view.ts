@@ -31,13 +31,14 @@ export interface PlanView {
  */
 export async function hostChanges(
   lab: Lab,
-  opts: { stateDir: string; netns: string | null; facts: HostFacts },
+  opts: { stateDir: string; netns: string | null; facts: HostFacts; cold?: boolean },
 ): Promise<{ changes: PlannedChange[]; notes: string[] }> {
   const env = planEnv(lab, {
     stateDir: opts.stateDir,
     netns: opts.netns,
     vms: true,
     machine: opts.facts,
+    cold: opts.cold === true,
   });
   const { plan } = await observeAndPlan(env, new ProcessRunner(opts.netns));
   if (plan.problems.length > 0)

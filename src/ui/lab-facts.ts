@@ -1,7 +1,10 @@
 // The web view's one door into the library: lab lists, records, status, check and console paths.
 // Every call into the engine (and every assumption about the shape of its results) lives here.
-import { existsSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { labStateDir, listLabs, readLabRecord, recordNetns } from "../host/state.js";
+import { captureNic } from "../lab/capture.js";
 import { type CheckReport, checkLab } from "../lab/check.js";
 import { fullStatus, type StatusObject } from "../lab/status.js";
 import type { Lab } from "../model/lab.js";
@@ -31,6 +34,13 @@ export interface LabFacts {
   check(lab: string): Promise<CheckView>;
   /** The serial console of a VM that qnet started, or null. */
   serial(lab: string, vm: string): SerialPaths | null;
+  /** A pcap of one VM NIC: `count` frames or `seconds` of traffic, whichever ends first. */
+  capture(
+    lab: string,
+    vm: string,
+    nic: number,
+    o: { count: number; seconds: number },
+  ): Promise<Buffer>;
 }
 
 /** The graph element a status object belongs to (by the names the lab record gives). */
@@ -51,6 +61,7 @@ export function elementOf(lab: Lab, o: { kind: string; name: string }): string |
     }
     case "tap":
     case "macvtap":
+    case "impair": // named by its tap
       for (const vm of lab.vms)
         for (const nic of vm.nics) if (nic.tap === o.name) return portId(vm.name, nic.index);
       return null;
@@ -178,6 +189,23 @@ export function stateRootFacts(stateRoot: string): LabFacts {
       const f = vmFiles(r.dir, vm);
       return { socket: f.serial, log: f.serialLog, pidfile: f.pidfile };
     },
+    async capture(lab, vm, nic, o) {
+      const r = record(lab);
+      if (!r) throw new Error(`lab ${lab} is not up`);
+      // tcpdump writes a file (it runs inside the lab's namespace); the page gets it whole.
+      const dir = mkdtempSync(join(tmpdir(), "qnet-ui-capture-"));
+      const file = join(dir, "capture.pcap");
+      try {
+        await captureNic(r.dir, `${vm}:${nic}`, {
+          write: file,
+          count: o.count,
+          stop: new Promise((res) => setTimeout(res, o.seconds * 1000).unref()),
+        });
+        return readFileSync(file);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
   };
 }
 
@@ -193,5 +221,8 @@ export function topologyFileFacts(lab: Lab, file: string): LabFacts {
       throw new Error(`${file} is a topology file, not a running lab: bring it up to check it`);
     },
     serial: () => null,
+    capture: async () => {
+      throw new Error(`${file} is a topology file, not a running lab: bring it up to capture`);
+    },
   };
 }

@@ -10,6 +10,7 @@ import { ConsoleHub, type ConsoleViewer } from "./console-hub.js";
 import type { LabFacts } from "./lab-facts.js";
 import { LabWatcher } from "./live-state.js";
 import type { LabsMessage, StateMessage, UiConfig } from "./protocol.js";
+import { nicId } from "./topology.js";
 
 export interface UiServerOptions {
   facts: LabFacts;
@@ -136,6 +137,35 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
     return p;
   };
 
+  /** GET /api/labs/LAB/capture?vm=VM&nic=N[&count=C][&seconds=S]: a pcap file to download. */
+  async function sendCapture(res: ServerResponse, lab: string, q: URLSearchParams): Promise<void> {
+    const vm = q.get("vm") ?? "";
+    const nic = Number(q.get("nic") ?? "0");
+    const count = Number(q.get("count") ?? "100");
+    const seconds = Number(q.get("seconds") ?? "10");
+    const t = facts.topology(lab);
+    if (!t) return sendJson(res, 404, { error: `no lab ${lab}` });
+    if (!t.nodes.some((n) => n.id === nicId(vm, nic)))
+      return sendJson(res, 404, { error: `lab ${lab} has no VM ${vm} with NIC ${nic}` });
+    if (!Number.isInteger(count) || count < 1 || count > 100_000)
+      return sendJson(res, 400, { error: "count: a whole number from 1 to 100000" });
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > 300)
+      return sendJson(res, 400, { error: "seconds: a whole number from 1 to 300" });
+    let pcap: Buffer;
+    try {
+      pcap = await facts.capture(lab, vm, nic, { count, seconds });
+    } catch (e) {
+      return sendJson(res, 409, { error: (e as Error).message });
+    }
+    res.writeHead(200, {
+      ...SECURITY_HEADERS,
+      "content-type": "application/vnd.tcpdump.pcap",
+      "content-disposition": `attachment; filename="${lab}-${vm}-nic${nic}.pcap"`,
+      "content-length": String(pcap.length),
+    });
+    res.end(pcap);
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? "/", "http://qnet.invalid");
     const how = tokenSource(req, url, token, port);
@@ -180,6 +210,8 @@ export async function startUiServer(o: UiServerOptions): Promise<UiServer> {
       const t = facts.topology(parts[0]!);
       return t ? sendJson(res, 200, t) : sendJson(res, 404, { error: `no lab ${parts[0]}` });
     }
+    if (parts?.length === 2 && parts[1] === "capture" && isName(parts[0]!))
+      return sendCapture(res, parts[0]!, url.searchParams);
     return sendJson(res, 404, { error: "not found" });
   }
 

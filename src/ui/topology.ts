@@ -1,4 +1,5 @@
 // The page's graph of a lab (pure): the host, networks, VMs with their NICs, and forwards, with labels.
+import { describeImpairment, isEmpty } from "../model/impair.js";
 import type { Lab, Network, Vm } from "../model/lab.js";
 import { netTitle } from "../render/diagram.js";
 import type { GraphEdge, GraphNode, Topology } from "./protocol.js";
@@ -112,17 +113,19 @@ export function labTopology(
           : nic.ip
             ? `${nic.ip}${nic.prefix !== null ? `/${nic.prefix}` : ""}`
             : "no address";
+      const impaired = isEmpty(nic.impair) ? null : describeImpairment(nic.impair);
       nodes.push({
         id: nicId(vm.name, nic.index),
         kind: "nic",
         name: String(nic.index),
         parent: vmId(vm.name),
-        label: `${addr}\n${nic.mac}`,
+        label: `${addr}\n${nic.mac}${impaired ? `\n${impaired}` : ""}`,
         details: [
           `NIC ${nic.index} on ${nic.network}: ${nic.model}`,
           `MAC ${nic.mac}`,
           `address ${addr}${nic.gateway ? `, gateway ${nic.gateway}` : ""}`,
           nic.tap ? `tap ${nic.tap}` : "QEMU user networking (no tap)",
+          ...(impaired ? [`impaired: ${impaired} (both directions)`] : []),
         ],
       });
       edges.push({

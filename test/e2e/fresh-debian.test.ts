@@ -15,7 +15,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { REPO_ROOT } from "../helpers/golden.js";
@@ -101,6 +101,8 @@ before(() => {
   installNode();
   copyCheckout(join(fs, "root", "qnet"));
   cpSync("/etc/resolv.conf", join(fs, "etc", "resolv.conf"), { dereference: true });
+  // A machine knows its own name (sudo looks it up).
+  writeFileSync(join(fs, "etc", "hosts"), `127.0.0.1 localhost\n127.0.1.1 ${hostname()}\n`);
   // The network's certificate authorities, as this machine trusts them (its egress may re-sign TLS): part
   // of the place, not of qnet. npm reaches its registry with them (NODE_EXTRA_CA_CERTS, when set, names it).
   const bundle = "/etc/ssl/certs/ca-certificates.crt";
@@ -147,7 +149,9 @@ step leftover-netns ip netns list
       "--",
       "/bin/bash",
       "-ec",
-      `mount -t proc proc ${fs}/proc
+      // The root a bind mount of itself: \`ip -n\` remounts / as a slave, which needs / to be a mount point.
+      `mount --bind ${fs} ${fs}
+       mount -t proc proc ${fs}/proc
        mount -t sysfs sys ${fs}/sys
        mount --rbind /dev ${fs}/dev
        mount -t tmpfs tmpfs ${fs}/run
@@ -194,7 +198,7 @@ describe("a fresh Debian 12 (minbase, sudo, Node.js), in a chroot", () => {
   it("the README's Quick start works as written: setup, up, exec (the VMs ping), down", () => {
     const commands = quickStart();
     assert.deepEqual(
-      commands.map((c) => c.split(/\s+/).slice(0, 3).join(" ")),
+      commands.map((c) => c.replace(/#.*/, "").trim().split(/\s+/).slice(0, 3).join(" ")),
       ["sudo ./setup", "sudo qnet up", "sudo qnet exec", "sudo qnet down"],
     );
     commands.forEach((cmd, i) => {

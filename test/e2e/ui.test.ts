@@ -1,7 +1,7 @@
 // `qnet ui` with a real browser (Debian's Chromium through playwright-core) on the two-VM private lab:
 // topology, live state, check, serial console, a killed VM, token refusal and a clean stop on SIGINT.
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -17,6 +17,7 @@ import {
   type UiProcess,
 } from "./helpers/browser.js";
 import { addNetns, delNetns, qnetEnv, sh } from "./helpers/netns.js";
+import { qnetAsync } from "./helpers/underlay.js";
 
 const example = (name: string) => join(REPO_ROOT, "examples", `${name}.yaml`);
 
@@ -255,6 +256,56 @@ describe("qnet ui: private-lan in a real browser", () => {
     }
     // The writer left: the first page keeps the keyboard it already had.
     assert.equal(await page.locator('[data-console-vm="vm0"]').getAttribute("data-writer"), "yes");
+  });
+
+  test("a NIC's details offer a capture: the download is a pcap of vm0's pings that tcpdump reads", async () => {
+    await page.evaluate(() => {
+      // biome-ignore lint/suspicious/noExplicitAny: the page's cytoscape instance, untyped here
+      (window as any).qnetGraph.$id("nic:vm1:0").emit("tap");
+    });
+    const link = page.locator("#tab-details a.capture");
+    await link.waitFor({ timeout: 5_000 });
+    const href = (await link.getAttribute("href")) ?? "";
+    assert.match(href, /^\/api\/labs\/lab\/capture\?vm=vm1&nic=0&/);
+    // vm0 pings vm1 while the page's link is followed (the cookie the page got is its credential).
+    const pinger = qnetAsync(env.stateRoot, [
+      "exec",
+      "lab",
+      "vm0",
+      "--",
+      "ping",
+      "-c",
+      "20",
+      "-i",
+      "0.2",
+      "10.0.2.3",
+    ]).done;
+    try {
+      const pcap = await page.evaluate(async (url) => {
+        const r = await fetch(`${url.replace("count=100", "count=6")}`);
+        return {
+          status: r.status,
+          type: r.headers.get("content-type"),
+          bytes: Array.from(new Uint8Array(await r.arrayBuffer())),
+        };
+      }, href);
+      assert.equal(pcap.status, 200);
+      assert.equal(pcap.type, "application/vnd.tcpdump.pcap");
+      const file = join(env.stateRoot, "ui-capture.pcap");
+      writeFileSync(file, Buffer.from(pcap.bytes));
+      const read = sh(["tcpdump", "-n", "-r", file]);
+      const lines = read.trim().split("\n");
+      assert.equal(lines.length, 6, read);
+      assert.ok(
+        lines.some((l) => /ICMP echo request/.test(l)),
+        read,
+      );
+    } finally {
+      await pinger;
+    }
+    // Without the page's cookie or the token: refused.
+    assert.equal((await fetch(`${ui.origin}${href}`)).status, 401);
+    await page.click(".tabs button[data-tab=objects]");
   });
 
   test("vm1's console held by another client (as by `qnet console`): the page says so, then takes over", async () => {
