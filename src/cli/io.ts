@@ -18,7 +18,12 @@ export async function readTopology(path: string): Promise<Compiled> {
     );
   }
   const { compileTopology } = await import("../load/compile.js");
-  return compileTopology(text, path);
+  const compiled = compileTopology(text, path);
+  // Inside a rootless lab's namespaces, the file's netns, tap owners and NAT uplinks do not apply.
+  const { insideInfo } = await import("../rootless/inside.js");
+  if (!insideInfo()) return compiled;
+  const { rootlessLab } = await import("../kinds/rootless.js");
+  return { ...compiled, lab: rootlessLab(compiled.lab).lab };
 }
 
 /** The state directory and record of a lab that is up, or a usage error naming the labs that are. */

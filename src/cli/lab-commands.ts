@@ -36,6 +36,7 @@ export function registerLabCommands(program: Command): void {
       "multi-host labs: this host's part (default: the host whose underlay address is local)",
     )
     .option("--state-dir <dir>", "state root", DEFAULT_STATE_ROOT)
+    .option("--rootless", "as root: build the lab in namespaces of its own, as a normal user's is")
     .option("--no-vms", "bring up only the network; start QEMU yourself with `qnet args`")
     .option(
       "--cold",
@@ -189,7 +190,8 @@ export function registerLabCommands(program: Command): void {
     .action(async (name: string | undefined, o: StatusOptions) => {
       if (!name) {
         const { netnsExists } = await import("../host/netns.js");
-        const labs = listLabs(o.stateDir).map((l) => ({
+        const { ROOTLESS_SAY, withRootlessLabs } = await import("../rootless/listing.js");
+        const own = listLabs(o.stateDir).map((l) => ({
           ...l,
           state: !l.complete
             ? "incomplete"
@@ -197,17 +199,19 @@ export function registerLabCommands(program: Command): void {
               ? "namespace-gone"
               : "up",
         }));
+        const labs = await withRootlessLabs(o.stateDir, own);
         const say = {
           up: "up",
           incomplete: "incomplete (run qnet down)",
           "namespace-gone": "namespace gone (run qnet down)",
+          ...ROOTLESS_SAY,
         };
         if (o.json) printJson(labs);
         else if (labs.length === 0) process.stdout.write("no lab is up\n");
         else
           for (const l of labs)
             process.stdout.write(
-              `${l.name}\t${say[l.state as keyof typeof say]}${l.netns ? `\tnetns ${l.netns}` : ""}\t${l.file ?? ""}\n`,
+              `${l.owner ? `${l.owner}:` : ""}${l.name}\t${say[l.state as keyof typeof say] ?? l.state}${l.netns ? `\tnetns ${l.netns}` : ""}\t${l.file ?? ""}\n`,
             );
         return;
       }

@@ -4,6 +4,7 @@ import { Command, CommanderError } from "commander";
 import { EXIT } from "../errors.js";
 import { registerCommands } from "./commands.js";
 import { reportError } from "./errors.js";
+import { RanRootless, registerRootless } from "./rootless.js";
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command("qnet")
@@ -13,10 +14,12 @@ export async function main(argv: string[]): Promise<number> {
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
     .showHelpAfterError("(run with --help for usage)");
   registerCommands(program);
+  registerRootless(program);
   try {
     await program.parseAsync(argv, { from: "user" });
     return Number(process.exitCode ?? 0);
   } catch (e) {
+    if (e instanceof RanRootless) return e.exitCode;
     if (e instanceof CommanderError) {
       if (
         e.code === "commander.helpDisplayed" ||

@@ -75,6 +75,12 @@ export function registerSshCommands(program: Command): void {
           "\n",
           `\n# The lab runs in network namespace ${ns}: run ssh there (ip netns exec ${ns} ssh -F …), or use qnet ssh.\n`,
         );
+      const { insideInfo } = await import("../rootless/inside.js");
+      if (insideInfo())
+        text = text.replace(
+          "\n",
+          "\n# A rootless lab: VM addresses are inside its own namespaces. Use qnet ssh, or a bridge forward to port 22 (published on your loopback).\n",
+        );
       for (const u of s.unreachable) text += `\n# ${u.vm}: no route (${u.reason}); ${u.hint}\n`;
       process.stdout.write(text);
     });

@@ -11,6 +11,7 @@ import { checkNetworkManager } from "./network-manager.js";
 import { checkPorts } from "./ports.js";
 import { checkPrograms } from "./programs.js";
 import { checkQemu } from "./qemu.js";
+import { checkRootless } from "./rootless.js";
 import { checkRoutes } from "./routes.js";
 import {
   type Check,
@@ -55,6 +56,7 @@ export const CHECKS: readonly { name: string; run: Check }[] = [
   { name: "routes", run: checkRoutes },
   { name: "uplink", run: checkUplinks },
   { name: "network-manager", run: checkNetworkManager },
+  { name: "rootless", run: checkRootless },
 ];
 
 export async function runDoctor(opts: DoctorOptions): Promise<DoctorReport> {

@@ -14,6 +14,7 @@ import { BATCHED, desiredAll, type LabPlan, observeRequest, planLab } from "../k
 import type { Action, KindName, PlanEnv } from "../kinds/types.js";
 import { withLiveImpairments } from "../model/impair-live.js";
 import type { HostFacts, Lab } from "../model/lab.js";
+import { rootlessPlace } from "../rootless/inside.js";
 import { type ExecContext, timed } from "./context.js";
 import { EXECUTORS, PROGRAMS } from "./executors.js";
 import { runUndos } from "./undo.js";
@@ -45,6 +46,7 @@ export function planEnv(
     // QNET_BOOT=cold here, so that plan, status and up agree on it.
     cold: opts.cold === true || process.env.QNET_BOOT === "cold",
     bridgeNfPerNetns: bridgeNfSysctlsPerNetns(),
+    rootless: rootlessPlace(),
   };
 }
 

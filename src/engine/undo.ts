@@ -18,6 +18,7 @@ import { undoSysctl } from "../host/sysctl.js";
 import { undoUplinkMove } from "../host/uplink.js";
 import { undoUplinkNm } from "../host/uplink-nm.js";
 import type { JournalEntry, Undo } from "../model/undo.js";
+import { undoRootlessProcess } from "../rootless/processes.js";
 
 export interface UndoEnv {
   /** Runs commands in the lab's namespace (if any). */
@@ -56,6 +57,7 @@ export const UNDO: { [K in Undo["kind"]]: Handler<K> } = {
   "nm-conf": (u, env) => undoNmConf(env.runner, u),
   fdb: (u, env) => undoFdb(u, env.runner),
   qdisc: (u, env) => undoQdisc(u, env),
+  "rootless-process": (u) => undoRootlessProcess(u),
 };
 
 export async function undoOne(u: Undo, env: UndoEnv): Promise<void> {

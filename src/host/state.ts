@@ -5,11 +5,13 @@ import { join, resolve } from "node:path";
 import { EXIT, UserError } from "../errors.js";
 import type { Lab } from "../model/lab.js";
 import { isName, isPlainPath, NAME_RULE, PLAIN_PATH_RULE } from "../model/names.js";
+import { defaultStateRoot } from "../rootless/state-root.js";
 import { mkdirPrivate, writeFileAtomic } from "./files.js";
 import { Journal } from "./journal.js";
 import { acquireLock } from "./socket-lock.js";
 
-export const DEFAULT_STATE_ROOT = "/run/qnet";
+/** /run/qnet for root; a normal user's labs are rootless, under $XDG_RUNTIME_DIR/qnet (src/rootless). */
+export const DEFAULT_STATE_ROOT = defaultStateRoot();
 const LAB_FILE = "lab.json";
 
 /** What `lab.json` holds: enough for `down` and `status` to work without the topology file. */

@@ -32,7 +32,7 @@ export const dnsmasqKind: Kind<WantDnsmasq> = {
         {
           network: n.name,
           bridge: (n as BridgeNetwork).bridge,
-          conf: renderDnsmasqConf(env.lab, n, env.stateDir),
+          conf: renderDnsmasqConf(env.lab, n, env.stateDir, { rootless: env.rootless !== null }),
           paths,
           match: confArg(paths.conf),
         },

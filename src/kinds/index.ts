@@ -22,6 +22,7 @@ import { netnsKind } from "./netns.js";
 import { nftTableKind } from "./nft-table.js";
 import { nmUnmanagedKind } from "./nm-unmanaged.js";
 import { overlayKind } from "./overlay.js";
+import { notRootlessPlan, observedRootlessPlan, runsRootless } from "./rootless.js";
 import { seedKind } from "./seed.js";
 import { sysctlKind } from "./sysctl.js";
 import { tapKind } from "./tap.js";
@@ -97,6 +98,7 @@ export function observeRequest(
   const procs = new Map<string, ProcessKey>();
   for (const k of KINDS) {
     if (only && !only.has(k.name)) continue;
+    if (env.rootless && !runsRootless(k.name)) continue;
     const r = k.observe(desired.get(k.name)!, env);
     req.links ||= !!r.links;
     req.nft ||= !!r.nft;
@@ -134,7 +136,12 @@ export function planLab(
   const plan: LabPlan = { verdicts: [], actions: [], problems: [], notes: [] };
   for (const k of KINDS) {
     if (only && !only.has(k.name)) continue;
-    const r = k.diff(desired.get(k.name)!, obs, env);
+    const want = desired.get(k.name)!;
+    const r = !env.rootless
+      ? k.diff(want, obs, env)
+      : runsRootless(k.name)
+        ? observedRootlessPlan(k.name, k.diff(want, obs, env))
+        : notRootlessPlan(k.name, want, env);
     plan.verdicts.push(...r.verdicts);
     plan.problems.push(...(r.problems ?? []));
     plan.notes.push(...(r.notes ?? []));

@@ -42,7 +42,11 @@ export const nftTableKind: Kind<WantNftTable> = {
       : {},
   diff(want, obs, env) {
     const verdicts = want.flatMap((w) => {
-      const text = renderNftRuleset(env.lab, { defaultUplink: obs.defaultRouteDev });
+      const text = renderNftRuleset(env.lab, {
+        // Rootless: the helper's interface is the lab's only way out, also while the helper is down.
+        defaultUplink: env.rootless?.publishedVia ?? obs.defaultRouteDev,
+        publishedVia: env.rootless?.publishedVia ?? null,
+      });
       const listing = obs.nft ? nftTableListing(obs.nft, w.family, w.table) : null;
       const name = `${w.family} ${w.table}`;
       const act = (what: string, reason: string, payload: NftTablePayload): Action => ({

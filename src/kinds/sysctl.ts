@@ -29,7 +29,7 @@ export const sysctlKind: Kind<WantSysctl> = {
   name: "sysctl",
   desired(env) {
     const { lab } = env;
-    const needs = natNeeds(lab);
+    const needs = natNeeds(lab, env.rootless?.publishedVia ?? null);
     const out: WantSysctl[] = [];
     if (needs.ipForward)
       out.push({

@@ -3,6 +3,7 @@
 import type { Observation, ObserveRequest } from "../facts/types.js";
 import type { HostFacts, Lab } from "../model/lab.js";
 import type { Undo } from "../model/undo.js";
+import type { RootlessPlace } from "./rootless.js";
 
 export type KindName =
   | "netns"
@@ -45,6 +46,8 @@ export interface PlanEnv {
   machine: HostFacts;
   /** br_netfilter's bridge-nf-call-* sysctls belong to each namespace (Linux 5.3 and later). */
   bridgeNfPerNetns: boolean;
+  /** Inside a rootless lab's own namespaces (src/kinds/rootless.ts decides what runs there), else null. */
+  rootless: RootlessPlace | null;
 }
 
 /** One change that takes an object towards what the lab wants. */

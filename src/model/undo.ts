@@ -33,7 +33,18 @@ export type Undo =
   /** Delete a VXLAN device's all-zero FDB entry to `dst`, only if the device still carries `alias`. */
   | { kind: "fdb"; device: string; dst: string; alias: string }
   /** Delete qnet's root qdisc (handle 5154:) or ingress redirect (filter 5154) of a device, if still there. */
-  | { kind: "qdisc"; dev: string; parent: "root" | "ingress" };
+  | { kind: "qdisc"; dev: string; parent: "root" | "ingress" }
+  /**
+   * Stop a rootless lab's host-side process (its namespace holder, its pasta or slirp4netns), found by
+   * pidfile and command line like `process`, but always from the host: the lab's own qnet, inside the
+   * namespaces, never takes these back.
+   */
+  | {
+      kind: "rootless-process";
+      role: "holder" | "pasta" | "slirp4netns";
+      pidfile: string;
+      match: string;
+    };
 
 export interface UplinkNmRecord {
   lab: string;

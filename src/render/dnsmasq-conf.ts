@@ -56,7 +56,12 @@ function path(value: string, what: string): string {
 }
 
 /** The dnsmasq configuration for `net` of `lab`, with its files under `stateDir`. */
-export function renderDnsmasqConf(lab: Lab, net: BridgeNetwork, stateDir: string): string {
+export function renderDnsmasqConf(
+  lab: Lab,
+  net: BridgeNetwork,
+  stateDir: string,
+  opts: { rootless?: boolean } = {},
+): string {
   if (!wantsDnsmasq(net)) throw new Error(`internal: network ${net.name} has no DHCP server`);
   const labName = name(lab.name, "lab name");
   const netName = name(net.name, "network name");
@@ -176,6 +181,15 @@ export function renderDnsmasqConf(lab: Lab, net: BridgeNetwork, stateDir: string
         "No NAT: an empty router option (dnsmasq would otherwise offer itself as the default route).",
       ],
       ["dhcp-option=option:router"],
+    );
+  }
+  if (opts.rootless) {
+    block(
+      [
+        "Rootless lab: its user namespace maps one user, its owner, as root. dnsmasq keeps that identity:",
+        "switching to nobody and the group dip, as it does by default, is impossible in there.",
+      ],
+      ["user=", "group="],
     );
   }
   if (net.span) {

@@ -9,6 +9,11 @@ import { allVms } from "../resolve/part.js";
 export interface NatFacts {
   /** The interface of the default route in the lab's namespace, or null if there is none. */
   defaultUplink: string | null;
+  /**
+   * Rootless labs: the interface where the host-side helper (pasta, slirp4netns) delivers connections
+   * to published ports that it does not splice to the namespace's loopback.
+   */
+  publishedVia?: string | null;
 }
 
 /** The lab's table: `qnet-<lab>` in family ip. */
@@ -57,12 +62,14 @@ export interface NatNeeds {
   routeLocalnet: string[];
 }
 
-export function natNeeds(lab: Lab): NatNeeds {
+export function natNeeds(lab: Lab, publishedVia: string | null = null): NatNeeds {
   let ipForward = false;
   const routeLocalnet: string[] = [];
   for (const net of bridgeNetworks(lab)) {
     if (net.nat) ipForward = true;
     if (net.forwards.some((f) => !isLoopback(f.hostAddr))) ipForward = true;
+    // Published ports that arrive on the helper's interface are routed on to the bridge.
+    if (publishedVia && net.forwards.length > 0) ipForward = true;
     if (net.forwards.some((f) => isLoopback(f.hostAddr))) routeLocalnet.push(net.bridge);
   }
   return { ipForward, routeLocalnet };
@@ -104,13 +111,20 @@ export function renderNftRuleset(lab: Lab, facts: NatFacts): string | null {
       // Loopback addresses never arrive from outside: only the host's own connections (output).
       if (!isLoopback(host)) pre.push(why, rule);
       out.push(why, rule);
+      if (facts.publishedVia) {
+        // Rootless: the helper publishes the port on the user's host and delivers it here.
+        pre.push(
+          `# ${net.name}: ${f.spec}, published on the host by the lab's helper`,
+          `iifname ${nftIf(facts.publishedVia)} ${f.proto} dport ${f.hostPort} dnat to ${target}`,
+        );
+      }
     }
     if (net.forwards.length > 0) {
       post.push(
         `# ${net.name}: forwarded connections from the host's loopback leave with the bridge's address`,
         `ip saddr 127.0.0.0/8 oifname ${br} ct status dnat masquerade`,
       );
-      if (!net.nat && net.forwards.some((f) => !isLoopback(f.hostAddr))) {
+      if (!net.nat && (facts.publishedVia || net.forwards.some((f) => !isLoopback(f.hostAddr)))) {
         post.push(
           `# ${net.name}: no NAT, so VMs have no route back to other hosts: forwarded connections come from the bridge`,
           `oifname ${br} ct status dnat masquerade`,

@@ -26,6 +26,7 @@ export function env(lab: Lab, netns: string | null = null): PlanEnv {
     cold: false,
     machine: { kvm: false, vhost: false },
     bridgeNfPerNetns: true,
+    rootless: null,
   };
 }
 

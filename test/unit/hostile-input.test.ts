@@ -144,6 +144,7 @@ function checkPlans(lab: Lab, stateDir: string, machine: HostFacts): void {
     cold: false,
     machine,
     bridgeNfPerNetns: true,
+    rootless: null,
   };
   for (const uplink of [null, "eth0"]) {
     const obs = {

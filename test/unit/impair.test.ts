@@ -213,6 +213,7 @@ describe("the impair kind's diff", () => {
     vms: false,
     machine: { kvm: false, vhost: false },
     bridgeNfPerNetns: true,
+    rootless: null,
   });
 
   test("a kernel without netem is a problem, named with how qnet knows; rate alone is not", () => {
