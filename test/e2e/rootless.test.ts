@@ -295,9 +295,10 @@ describe("rootless labs: a normal user's qnet, no sudo", () => {
       "vm1 → vm0.<lab>",
     );
     // NAT: an HTTP server in the "internet" namespace, behind the stand-in host's default route.
+    // Up to 3 tries of 20 s (a connection through pasta once hung under load, with nc's -w not ending it).
     const http = qnetAs(USERS.a, [
-      ...["exec", SVC, "vm0", "--", "sh", "-c"],
-      `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${INET_IP} 80`,
+      ...["exec", SVC, "vm0", "--timeout", "90", "--", "sh", "-c"],
+      `for i in 1 2 3; do printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 20 nc -w 5 ${INET_IP} 80 && exit 0; done; exit 1`,
     ]);
     ok(http, "HTTP through NAT");
     assert.match(http.stdout, /hello from the internet/);
