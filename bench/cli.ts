@@ -43,7 +43,7 @@ const median = (xs: number[]) => {
 
 function main(): void {
   if (process.getuid?.() !== 0) throw new Error("run as root");
-  execFileSync(node, qnet("up", EXAMPLE, "--netns", ns, "--state-dir", state, "-q"));
+  execFileSync(node, [CLI, "up", EXAMPLE, "--netns", ns, "--state-dir", state, "-q"]);
   const times = new Map<string, number[]>(ROWS.map(([k]) => [k, []]));
   const loads: number[] = [];
   try {
@@ -56,7 +56,7 @@ function main(): void {
       loads.push(loadavg()[0]!);
     }
   } finally {
-    spawnSync(node, qnet("down", "lab", "--state-dir", state), { stdio: "ignore" });
+    spawnSync(node, [CLI, "down", "lab", "--state-dir", state], { stdio: "ignore" });
     spawnSync("ip", ["netns", "del", ns], { stdio: "ignore" });
     rmSync(state, { recursive: true, force: true });
   }

@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type KnownLab, listLabs } from "../host/state.js";
 import { isName } from "../model/names.js";
-import { lockRootlessLab, rootlessState, teardownRootless } from "./lab.js";
+import { rootlessState } from "./enter.js";
 import { ROOT_STATE_ROOT } from "./state-root.js";
 
 export interface ListedLab extends KnownLab {
@@ -56,6 +56,8 @@ export async function withRootlessLabs(
 
 /** Clean up a lab whose holder is gone, unless another qnet holds it (an `up` still starting). */
 export async function cleanUpGone(stateRoot: string, lab: string): Promise<string> {
+  // Loaded only here: the teardown brings the engine, which a plain listing does not need.
+  const { lockRootlessLab, teardownRootless } = await import("./lab.js");
   let lock: { release(): void };
   try {
     lock = await lockRootlessLab(stateRoot, lab, 0);

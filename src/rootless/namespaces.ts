@@ -7,7 +7,6 @@ import { fileURLToPath } from "node:url";
 import { EXIT, UserError } from "../errors.js";
 import { writeFileAtomic } from "../host/files.js";
 import type { Journal } from "../host/journal.js";
-import { ProcessRunner } from "../host/runner.js";
 import { holderProcess } from "./record.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -126,6 +125,8 @@ export async function runInside(
   argv: string[],
   opts: { allowFail?: boolean } = {},
 ) {
+  // Loaded here: the runner brings execa, which the commands that only enter the lab never need.
+  const { ProcessRunner } = await import("../host/runner.js");
   const r = await new ProcessRunner(null).run([...enterArgv(holderPid, "/"), ...argv], {
     allowFail: true,
     timeoutMs: 20_000,
