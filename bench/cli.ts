@@ -43,10 +43,10 @@ const median = (xs: number[]) => {
 
 function main(): void {
   if (process.getuid?.() !== 0) throw new Error("run as root");
-  execFileSync(node, [CLI, "up", EXAMPLE, "--netns", ns, "--state-dir", state, "-q"]);
   const times = new Map<string, number[]>(ROWS.map(([k]) => [k, []]));
   const loads: number[] = [];
   try {
+    execFileSync(node, [CLI, "up", EXAMPLE, "--netns", ns, "--state-dir", state, "-q"]);
     for (const [, argv] of ROWS) timeOnce(argv); // warm the page cache
     for (let r = 0; r < REPS; r++) {
       for (let k = 0; k < ROWS.length; k++) {
