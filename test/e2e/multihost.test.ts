@@ -153,53 +153,19 @@ describe("a lab over three hosts (VXLAN between network namespaces)", () => {
   });
 
   test("a 1400-byte ping with DF passes across hosts; an oversize one fails with a message", () => {
-    const ns = ul.host(1);
-    const ok = sh([
-      "ip",
-      "netns",
-      "exec",
-      ns,
-      "ping",
-      "-c1",
-      "-W3",
-      "-M",
-      "do",
-      "-s",
-      "1400",
-      ipOf("vm3", "lan"),
-    ]);
+    /** One ping from host h1 with DF set and `size` bytes of payload. */
+    const dfPing = (size: number, vm: string) =>
+      sh([
+        ...["ip", "netns", "exec", ul.host(1), "ping", "-c1", "-W3", "-M", "do"],
+        ...["-s", String(size), ipOf(vm, "lan")],
+      ]);
+    const ok = dfPing(1400, "vm3");
     assert.match(ok, /1 received/);
-    const full = sh([
-      "ip",
-      "netns",
-      "exec",
-      ns,
-      "ping",
-      "-c1",
-      "-W3",
-      "-M",
-      "do",
-      "-s",
-      "1422",
-      ipOf("vm2", "lan"),
-    ]);
+    const full = dfPing(1422, "vm2");
     assert.match(full, /1 received/, "1450 bytes: the overlay's full size");
     let err = "";
     try {
-      sh([
-        "ip",
-        "netns",
-        "exec",
-        ns,
-        "ping",
-        "-c1",
-        "-W3",
-        "-M",
-        "do",
-        "-s",
-        "1423",
-        ipOf("vm3", "lan"),
-      ]);
+      dfPing(1423, "vm3");
       assert.fail("an oversize DF ping passed");
     } catch (e) {
       err = String((e as { stderr?: string }).stderr ?? e);
